@@ -1,0 +1,104 @@
+# p4jit — one Makefile for set-up, build, tests, demo and benchmarks.
+#
+#   make demo    install what is missing, build, run the quick start on the virtual device
+#   make test    install what is missing, build, run every test (C, fuzz smoke, pytest)
+#   make bench   the benchmark tables
+#   make fuzz    a longer libFuzzer run of the firmware core
+#
+# Set-up is idempotent: Debian packages are installed only when missing, the
+# virtualenv (.venv) only when absent.
+
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+BUILD  := build
+SIMOUT := $(abspath $(BUILD)/sim)
+
+PKG_BIN  := p4jit/_bin
+PKG_DATA := p4jit/_data
+
+EXT_SOURCES := $(wildcard ext/*.c ext/*.h) firmware/components/p4_jit/include/p4_jit_protocol.h
+CORE_SOURCES := $(wildcard firmware/components/p4_jit/src/*.c firmware/components/p4_jit/include/*.h)
+SIM_SOURCES := $(shell find firmware/sim -type f \( -name '*.c' -o -name '*.h' -o -name '*.S' -o -name '*.ld' -o -name 'Makefile' \) 2>/dev/null)
+
+.PHONY: all deps venv native ext ctest fuzz fuzz-smoke cross-check pytest test demo bench clean distclean
+
+all: ext
+
+# ---- set-up -----------------------------------------------------------------
+
+deps:
+	@scripts/ensure-deps.sh
+
+$(VENV)/.ready: pyproject.toml
+	@$(MAKE) --no-print-directory deps
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@$(VPY) -m pip install -q --upgrade pip >/dev/null
+	@$(VPY) -m pip install -q "setuptools>=64" wheel "numpy>=1.23" "pycparser>=2.21" "pyyaml>=6.0" "pyserial>=3.5" "pytest>=7"
+	@touch $@
+
+venv: $(VENV)/.ready
+
+# ---- native parts: virtual device + ROM ------------------------------------
+
+$(PKG_BIN)/p4jit-sim $(PKG_DATA)/p4jit_rom.elf: $(CORE_SOURCES) $(SIM_SOURCES) firmware/components/p4_jit/include/p4_jit_protocol.h
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory -C firmware/sim OUT=$(SIMOUT)
+	@mkdir -p $(PKG_BIN) $(PKG_DATA)
+	@cp $(SIMOUT)/p4jit-sim $(PKG_BIN)/p4jit-sim
+	@cp $(SIMOUT)/p4jit_rom.elf $(PKG_DATA)/p4jit_rom.elf
+
+native: $(PKG_BIN)/p4jit-sim $(PKG_DATA)/p4jit_rom.elf
+
+# ---- the extension, installed editable into the venv -----------------------
+
+$(VENV)/.editable: $(VENV)/.ready setup.py pyproject.toml | $(BUILD)
+	@P4JIT_SKIP_NATIVE=1 $(VPY) -m pip install -q --no-build-isolation --no-deps -e . >$(BUILD)/pip-install.log 2>&1 \
+	  || { cat $(BUILD)/pip-install.log; exit 1; }
+	@touch $@
+
+$(BUILD)/.ext: $(VENV)/.editable $(EXT_SOURCES)
+	@P4JIT_SKIP_NATIVE=1 $(VPY) setup.py -q build_ext --inplace >$(BUILD)/build-ext.log 2>&1 \
+	  || { cat $(BUILD)/build-ext.log; exit 1; }
+	@touch $@
+
+ext: native $(BUILD)/.ext
+
+$(BUILD):
+	@mkdir -p $(BUILD)
+
+# ---- tests ------------------------------------------------------------------
+
+ctest: deps
+	@$(MAKE) --no-print-directory -C tests/c test
+
+fuzz-smoke: deps
+	@$(MAKE) --no-print-directory -C tests/c fuzz-smoke
+
+fuzz: deps
+	@$(MAKE) --no-print-directory -C tests/c fuzz
+
+cross-check: deps
+	@$(MAKE) --no-print-directory -C tests/c cross-check
+
+pytest: ext
+	@$(VPY) -m pytest -q -p no:cacheprovider tests
+
+test: ext ctest fuzz-smoke cross-check pytest
+
+# ---- demo and benchmarks ----------------------------------------------------
+
+demo: ext
+	@P4JIT_PORT=$${P4JIT_PORT:-sim} $(VPY) examples/quickstart.py
+
+bench: ext
+	@$(VPY) bench/run.py
+
+# ---- cleaning -----------------------------------------------------------------
+
+clean:
+	rm -rf $(BUILD) $(PKG_BIN) $(PKG_DATA) p4jit/*.so
+	@$(MAKE) --no-print-directory -C tests/c clean 2>/dev/null || true
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info
