@@ -32,9 +32,11 @@ deps:
 
 $(VENV)/.ready: pyproject.toml
 	@$(MAKE) --no-print-directory deps
+	@mkdir -p $(BUILD)
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	@$(VPY) -m pip install -q --upgrade pip >/dev/null
-	@$(VPY) -m pip install -q "setuptools>=64" wheel "numpy>=1.23" "pycparser>=2.21" "pyyaml>=6.0" "pyserial>=3.5" "pytest>=7"
+	@echo "p4jit: installing Python dependencies into $(VENV)"
+	@$(VPY) -m pip install -q "setuptools>=64" wheel "numpy>=1.23" "pycparser>=2.21" "pyyaml>=6.0" \
+	    "pyserial>=3.5" "pytest>=7" >$(BUILD)/pip-deps.log 2>&1 || { cat $(BUILD)/pip-deps.log; exit 1; }
 	@touch $@
 
 venv: $(VENV)/.ready

@@ -1,0 +1,8 @@
+/* errors_py.c — placeholder exec hook; the owner of this part replaces it. */
+#include "p4py.h"
+
+int p4py_errors_exec(PyObject *module)
+{
+    (void)module;
+    return 0;
+}
