@@ -77,8 +77,14 @@ typedef struct {
     uint32_t bytes_discarded;
 } p4_core_t;
 
+/* Smallest buffers p4_core_init accepts: the rx buffer must hold every
+ * fixed-size request (CALL's fixed part is the largest), the tx buffer the
+ * largest fixed-size answer (INFO with P4_INFO_MAX_REGIONS regions). */
+#define P4_CORE_RX_MIN_CAP P4_CALL_REQ_FIXED_SIZE
+#define P4_CORE_TX_MIN_CAP (P4_INFO_FIXED_SIZE + P4_INFO_MAX_REGIONS * P4_INFO_REGION_SIZE)
+
 /* Returns P4_OK or P4_ERR_BAD_ARGUMENT (missing buffers, table_cap 0,
- * tx buffer smaller than the largest fixed-size answer). */
+ * buffers below P4_CORE_RX_MIN_CAP / P4_CORE_TX_MIN_CAP). */
 uint32_t p4_core_init(p4_core_t *core, const p4_core_config_t *cfg);
 
 /* Parse `len` bytes; every complete frame is dispatched and answered through
@@ -91,6 +97,12 @@ void p4_core_run(p4_core_t *core);
 /* Free every allocation in the table (session end / FREE_ALL). Returns the
  * number of allocations freed; *bytes (may be NULL) gets their total size. */
 uint32_t p4_core_free_all(p4_core_t *core, uint32_t *bytes);
+
+/* The host went away (port closed, link reset): forget any partly received
+ * frame, switch console forwarding off (the next host may speak only v1),
+ * and, when `free_allocations` is true, free every allocation. Ports call it
+ * between p4_core_run calls or between p4_core_feed calls, never during one. */
+void p4_core_session_end(p4_core_t *core, bool free_allocations);
 
 /* Console text produced by running code. The port calls this (from the
  * executing context) with text the device printed; the core forwards it as
