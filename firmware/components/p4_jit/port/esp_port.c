@@ -1,0 +1,241 @@
+/*
+ * esp_port.c — memory, cache, execution, heap and identity hooks of the
+ * ESP-IDF port (the ESP32-P4 itself).
+ *
+ * Device addresses are the chip's own addresses: the port turns them into
+ * pointers. The core has validated every range against its allocation table
+ * before any hook here touches memory.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* fopencookie (console capture, newlib) */
+#endif
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "esp_app_desc.h"
+#include "esp_cache.h"
+#include "esp_cpu.h"
+#include "esp_heap_caps.h"
+#include "esp_rom_sys.h"
+#include "esp_timer.h"
+#include "sdkconfig.h"
+#include "soc/soc.h"
+#if CONFIG_SPIRAM
+#include "esp_psram.h"
+#endif
+
+#include "esp_port.h"
+#include "p4_jit_port.h"
+
+/* L2 cache line of the P4 (CONFIG_CACHE_L2_CACHE_LINE_128B); a multiple of
+ * the 64-byte L1 lines, so one rounding serves both levels. */
+#define P4_ESP_CACHE_LINE 128u
+
+static inline void *p4_esp_ptr(p4_addr_t addr)
+{
+    return (void *)(uintptr_t)addr;
+}
+
+/* ======================================================================== */
+/* Memory                                                                    */
+/* ======================================================================== */
+
+p4_addr_t p4_port_alloc(void *ctx, uint32_t size, uint32_t caps, uint32_t alignment)
+{
+    (void)ctx;
+    return (p4_addr_t)(uintptr_t)heap_caps_aligned_alloc(alignment, size, caps);
+}
+
+void p4_port_free(void *ctx, p4_addr_t addr)
+{
+    (void)ctx;
+    heap_caps_free(p4_esp_ptr(addr));
+}
+
+int p4_port_mem_write(void *ctx, p4_addr_t dst, const uint8_t *src, uint32_t len)
+{
+    (void)ctx;
+    memcpy(p4_esp_ptr(dst), src, len);
+    return 0;
+}
+
+int p4_port_mem_read(void *ctx, p4_addr_t src, uint8_t *dst, uint32_t len)
+{
+    (void)ctx;
+    memcpy(dst, p4_esp_ptr(src), len);
+    return 0;
+}
+
+/* Write the D-cache back to memory and drop the lines, then drop the
+ * I-cache lines, over whole 128-byte lines around [addr, addr+len). The
+ * rounding touches neighbours of a block that is not line-aligned; write-back
+ * keeps their data, so hosts should still align code to 128 bytes to keep
+ * other tasks' data out of the invalidated lines. ESP-IDF refuses C2M with
+ * the instruction type, hence two calls. */
+int p4_port_cache_sync(void *ctx, p4_addr_t addr, uint32_t len)
+{
+    (void)ctx;
+#if defined(SOC_TCM_LOW) && defined(SOC_TCM_HIGH)
+    if (addr >= SOC_TCM_LOW && addr < SOC_TCM_HIGH)
+        return 0; /* TCM is not cached */
+#endif
+    uint32_t start = addr & ~(P4_ESP_CACHE_LINE - 1u);
+    uint64_t end = ((uint64_t)addr + len + P4_ESP_CACHE_LINE - 1u) &
+                   ~(uint64_t)(P4_ESP_CACHE_LINE - 1u);
+    size_t size = (size_t)(end - start);
+
+    esp_err_t err = esp_cache_msync(p4_esp_ptr(start), size,
+                                    ESP_CACHE_MSYNC_FLAG_DIR_C2M | ESP_CACHE_MSYNC_FLAG_INVALIDATE |
+                                        ESP_CACHE_MSYNC_FLAG_TYPE_DATA);
+    if (err != ESP_OK)
+        return -1;
+    err = esp_cache_msync(p4_esp_ptr(start), size,
+                          ESP_CACHE_MSYNC_FLAG_DIR_M2C | ESP_CACHE_MSYNC_FLAG_TYPE_INST);
+    return err == ESP_OK ? 0 : -1;
+}
+
+void p4_port_heap_info(void *ctx, p4_heap_info_t *out)
+{
+    (void)ctx;
+    out->free_spiram = (uint32_t)heap_caps_get_free_size(MALLOC_CAP_SPIRAM);
+    out->total_spiram = (uint32_t)heap_caps_get_total_size(MALLOC_CAP_SPIRAM);
+    out->free_internal = (uint32_t)heap_caps_get_free_size(MALLOC_CAP_INTERNAL);
+    out->total_internal = (uint32_t)heap_caps_get_total_size(MALLOC_CAP_INTERNAL);
+}
+
+/* ======================================================================== */
+/* Console capture (optional)                                                */
+/* ======================================================================== */
+
+/* With newlib, stdout is per task: while a kernel runs, this task's stdout
+ * is a cookie stream that hands text to p4_core_console, so printf from
+ * uploaded code reaches the host as CONSOLE events (when the host asked for
+ * them) and the normal console otherwise. */
+#if CONFIG_P4_JIT_CONSOLE_CAPTURE
+typedef struct {
+    p4_core_t *core;
+    FILE *saved;
+} p4_esp_console_t;
+
+static ssize_t p4_esp_console_write(void *cookie, const char *buf, size_t n)
+{
+    p4_esp_console_t *c = cookie;
+    if (!p4_core_console(c->core, buf, n))
+        (void)fwrite(buf, 1, n, c->saved);
+    return (ssize_t)n;
+}
+
+static FILE *p4_esp_console_begin(p4_esp_console_t *c)
+{
+    cookie_io_functions_t fns = {
+        .read = NULL, .write = p4_esp_console_write, .seek = NULL, .close = NULL};
+    FILE *f = fopencookie(c, "w", fns);
+    if (f == NULL)
+        return NULL;
+    (void)setvbuf(f, NULL, _IOLBF, 256);
+    c->saved = stdout;
+    stdout = f;
+    return f;
+}
+
+static void p4_esp_console_end(p4_esp_console_t *c, FILE *f)
+{
+    if (f == NULL)
+        return;
+    (void)fflush(f);
+    stdout = c->saved;
+    (void)fclose(f);
+}
+#endif
+
+/* ======================================================================== */
+/* Execution                                                                 */
+/* ======================================================================== */
+
+/* The cycle counter is 32 bits (about 11 s at 360 MHz); the microsecond
+ * clock tells how many times it wrapped. */
+static uint64_t p4_esp_cycles(uint32_t delta, int64_t elapsed_us)
+{
+    uint64_t approx = (uint64_t)(elapsed_us > 0 ? elapsed_us : 0) * esp_rom_get_cpu_ticks_per_us();
+    if (approx < (1ull << 31))
+        return delta;
+    uint64_t wraps = (approx + (1ull << 31) - delta) >> 32;
+    return delta + (wraps << 32);
+}
+
+/* The chip cannot catch a fault in uploaded code (the panic handler resets
+ * it) nor interrupt a runaway kernel: budget_ms is ignored, P4_CAP_FAULTS is
+ * not claimed. */
+void p4_port_exec(void *ctx, p4_addr_t entry, uint32_t budget_ms, p4_exec_result_t *out)
+{
+    (void)budget_ms;
+    typedef uint32_t (*p4_esp_entry_t)(void);
+    p4_esp_entry_t fn = (p4_esp_entry_t)(uintptr_t)entry;
+#if CONFIG_P4_JIT_CONSOLE_CAPTURE
+    p4_esp_console_t console = {((p4_esp_port_t *)ctx)->core, NULL};
+    FILE *f = p4_esp_console_begin(&console);
+#else
+    (void)ctx;
+#endif
+
+    int64_t t0 = esp_timer_get_time();
+    uint32_t c0 = (uint32_t)esp_cpu_get_cycle_count();
+    uint32_t a0 = fn();
+    uint32_t c1 = (uint32_t)esp_cpu_get_cycle_count();
+    int64_t t1 = esp_timer_get_time();
+
+#if CONFIG_P4_JIT_CONSOLE_CAPTURE
+    p4_esp_console_end(&console, f);
+#endif
+    out->status = P4_OK;
+    out->a0 = a0;
+    out->cycles = p4_esp_cycles(c1 - c0, t1 - t0);
+    out->instret = 0;
+}
+
+/* ======================================================================== */
+/* Identity                                                                  */
+/* ======================================================================== */
+
+static void p4_esp_region(p4_region_t *r, uint32_t base, uint32_t size, uint32_t caps,
+                          const char *name)
+{
+    r->base = base;
+    r->size = size;
+    r->caps = caps;
+    strncpy(r->name, name, sizeof r->name - 1);
+    r->name[sizeof r->name - 1] = '\0';
+}
+
+void p4_port_device_info(void *ctx, p4_device_info_t *out)
+{
+    (void)ctx;
+    strncpy(out->target, CONFIG_IDF_TARGET, sizeof out->target - 1);
+    memcpy(out->build_id, esp_app_get_description()->app_elf_sha256, sizeof out->build_id);
+#if CONFIG_P4_JIT_CONSOLE_CAPTURE
+    out->port_caps = P4_CAP_CONSOLE;
+#else
+    out->port_caps = 0;
+#endif
+    /* Address ranges of the chip's RAM (heap blocks lie inside them) and the
+     * caps the heap grants there. PSRAM runs code through the cache (XIP)
+     * but its heap does not carry MALLOC_CAP_EXEC; L2 SRAM does once
+     * CONFIG_ESP_SYSTEM_PMP_IDRAM_SPLIT is off. */
+    uint32_t n = 0;
+#if CONFIG_SPIRAM && defined(SOC_EXTRAM_LOW)
+    p4_esp_region(&out->regions[n++], SOC_EXTRAM_LOW, (uint32_t)esp_psram_get_size(),
+                  MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT | MALLOC_CAP_32BIT, "psram");
+#endif
+#if defined(SOC_IRAM_LOW) && defined(SOC_IRAM_HIGH)
+    uint32_t l2_caps = MALLOC_CAP_INTERNAL | MALLOC_CAP_8BIT | MALLOC_CAP_32BIT | MALLOC_CAP_DMA;
+#if !CONFIG_ESP_SYSTEM_PMP_IDRAM_SPLIT
+    l2_caps |= MALLOC_CAP_EXEC;
+#endif
+    p4_esp_region(&out->regions[n++], SOC_IRAM_LOW, SOC_IRAM_HIGH - SOC_IRAM_LOW, l2_caps,
+                  "l2sram");
+#endif
+    out->region_count = n;
+}

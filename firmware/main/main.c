@@ -1,0 +1,19 @@
+/*
+ * main.c — example firmware: an ESP32-P4 that serves p4jit on its USB port.
+ *
+ * Everything happens in the p4_jit component's task; app_main returns and
+ * the application is free to do its own work alongside.
+ */
+#include "esp_err.h"
+#include "esp_log.h"
+#include "p4_jit.h"
+
+static const char *TAG = "p4jit_app";
+
+void app_main(void)
+{
+    /* NULL: task priority, core, stack and buffer sizes from menuconfig
+     * (Component config -> P4-JIT Configuration). */
+    ESP_ERROR_CHECK(p4_jit_start(NULL));
+    ESP_LOGI(TAG, "p4jit ready: connect the host to the USB OTG (high-speed) port");
+}
