@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Load-time breakdown of the build pipeline for a one-file kernel.
+
+    .venv/bin/python bench/bench_build.py [--runs N] [--json]
+
+Scenarios (prepare + link, as a load does; medians over N runs):
+  cold      a kernel never built before (its source changes every run; the
+            compiler's facts are known, as on any machine after its first load)
+  warm      the same kernel again in a fresh Builder (a new process): cache hit
+  relink    the prepared kernel linked at a new address (pass 2 only)
+Processes are counted twice: by the pipeline's own counter and by wrapping
+subprocess.Popen, so nothing spawned goes unseen.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from p4jit.build import Builder  # noqa: E402
+
+KERNEL = """
+#include <stdint.h>
+float apply_gain(uint8_t *data, int len, float gain) {
+    for (int i = 0; i < len; i++) {
+        float val = (float)data[i] * gain + %d.0f;
+        if (val > 255.0f) val = 255.0f;
+        data[i] = (uint8_t)val;
+    }
+    return gain;
+}
+"""
+TARGETS = {"cold": 80.0, "warm": 8.0, "relink": 40.0}
+PROC_TARGETS = {"cold": 3, "warm": 0, "relink": 1}
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (user + system):
+    unlike wall time, barely affected by other load on the machine."""
+    a = resource.getrusage(resource.RUSAGE_SELF)
+    b = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+class PopenCounter:
+    """Counts every subprocess.Popen made while installed."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._orig = subprocess.Popen
+
+    def __enter__(self) -> "PopenCounter":
+        counter = self
+        orig = self._orig
+
+        class Counted(orig):  # type: ignore[misc, valid-type]
+            def __init__(self, *a, **kw):
+                counter.count += 1
+                super().__init__(*a, **kw)
+
+        subprocess.Popen = Counted  # type: ignore[misc]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        subprocess.Popen = self._orig  # type: ignore[misc]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="p4jit-bench-") as tmp:
+        cache = Path(tmp) / "cache"
+        src_dir = Path(tmp) / "kernel"
+        src_dir.mkdir()
+        source = src_dir / "gain.c"
+        cfg = {"cache": {"dir": str(cache)}}
+        b = Builder(config=cfg)
+        b.toolchain  # compiler facts: once per compiler binary, not per load
+        # warm-up so imports (pycparser, yaml) are not in the first sample
+        source.write_text(KERNEL % 999)
+        b.link(b.prepare(source, "apply_gain"), 0x48000000, 0x4FF00000)
+
+        res = {k: {"ms": [], "cpu": [], "procs": [], "popen": [], "phases": []} for k in ("cold", "warm", "relink")}
+        for i in range(args.runs):
+            # cold: new content
+            source.write_text(KERNEL % i)
+            b.cache.stats.reset()
+            with PopenCounter() as pc:
+                t, c = time.perf_counter(), cpu_seconds()
+                prep = b.prepare(source, "apply_gain")
+                b.link(prep, 0x48000000, 0x4FF00000)
+                dt, dc = time.perf_counter() - t, cpu_seconds() - c
+            res["cold"]["ms"].append(dt * 1e3)
+            res["cold"]["cpu"].append(dc * 1e3)
+            res["cold"]["procs"].append(b.cache.stats.processes)
+            res["cold"]["popen"].append(pc.count)
+            res["cold"]["phases"].append({k: v * 1e3 for k, v in b.cache.stats.seconds.items()})
+
+            # warm: a fresh builder (new process) on the same cache
+            w = Builder(config=cfg)
+            w.toolchain
+            w.cache.stats.reset()
+            with PopenCounter() as pc:
+                t, c = time.perf_counter(), cpu_seconds()
+                wp = w.prepare(source, "apply_gain")
+                w.link(wp, 0x48000000, 0x4FF00000)
+                dt, dc = time.perf_counter() - t, cpu_seconds() - c
+            res["warm"]["ms"].append(dt * 1e3)
+            res["warm"]["cpu"].append(dc * 1e3)
+            res["warm"]["procs"].append(w.cache.stats.processes)
+            res["warm"]["popen"].append(pc.count)
+
+            # relink: same objects, a new address
+            b.cache.stats.reset()
+            with PopenCounter() as pc:
+                t, c = time.perf_counter(), cpu_seconds()
+                b.link(prep, 0x48000000 + 0x1000 * (i + 1), 0x4FF00000 + 0x80 * (i + 1))
+                dt, dc = time.perf_counter() - t, cpu_seconds() - c
+            res["relink"]["ms"].append(dt * 1e3)
+            res["relink"]["cpu"].append(dc * 1e3)
+            res["relink"]["procs"].append(b.cache.stats.processes)
+            res["relink"]["popen"].append(pc.count)
+
+    summary = {}
+    for k, r in res.items():
+        summary[k] = {
+            "median_ms": round(statistics.median(r["ms"]), 2),
+            "min_ms": round(min(r["ms"]), 2),
+            "cpu_ms": round(statistics.median(r["cpu"]), 2),
+            "processes": max(r["procs"]),
+            "popen": max(r["popen"]),
+            "target_ms": TARGETS[k],
+            "target_processes": PROC_TARGETS[k],
+        }
+    phases = {}
+    for ph in ("compile", "parse", "pass1", "pass2"):
+        vals = [p.get(ph, 0.0) for p in res["cold"]["phases"]]
+        phases[ph] = round(statistics.median(vals), 2)
+    summary["cold"]["phases_ms"] = phases
+
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"p4jit build pipeline — one-file kernel, median of {args.runs} runs "
+          f"({os.cpu_count()} CPUs, {sys.platform})")
+    print(f"{'scenario':<10}{'median ms':>11}{'min ms':>9}{'cpu ms':>9}{'target':>9}{'procs':>7}{'target':>8}  ok")
+    for k, s in summary.items():
+        ok = s["median_ms"] <= s["target_ms"] and s["processes"] <= s["target_processes"] \
+            and s["popen"] == s["processes"]
+        print(f"{k:<10}{s['median_ms']:>11.1f}{s['min_ms']:>9.1f}{s['cpu_ms']:>9.1f}{s['target_ms']:>9.0f}"
+              f"{s['processes']:>7}{s['target_processes']:>8}  {'yes' if ok else 'NO'}")
+    print(f"load average {os.getloadavg()[0]:.2f} (cpu ms: CPU time of p4jit and the tools it ran)")
+    print("cold breakdown (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items())
+          + f", python {summary['cold']['median_ms'] - sum(phases.values()):.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
