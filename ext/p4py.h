@@ -35,6 +35,8 @@ typedef struct {
     PyObject *LinkType;
     PyObject *ShadowTableType;
     PyObject *SignatureType;
+    PyObject *MarshallerType; /* marshal_py.c */
+    PyObject *PlanType;       /* marshal_py.c */
 } p4py_state;
 
 extern PyModuleDef p4py_module_def;
@@ -58,6 +60,23 @@ static inline p4py_state *p4py_state_from_type(PyTypeObject *type)
  * Always returns NULL. Implemented in errors_py.c. */
 PyObject *p4py_raise_device_error(p4py_state *st, uint32_t code, const uint8_t *detail,
                                   size_t detail_len, const char *what);
+
+/* PyErr_SetString with a printf-style message (full printf: %08X, %g, ...).
+ * Returns NULL. (errors_py.c) */
+PyObject *p4py_errorf(PyObject *cls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Argument converters for "O&" (errors_py.c): a Python int that fits a
+ * uint32_t; a timeout in seconds or None → int64_t milliseconds (-1 = None). */
+int p4py_conv_u32(PyObject *o, void *out);
+int p4py_conv_timeout(PyObject *o, void *out);
+
+/* Run a batched call on a p4jit._core.Link (link_py.c): takes the Link's
+ * lock, releases the GIL while the I/O runs, raises on failure (0 / -1).
+ * timeout_ms < 0: the Link's own timeout. */
+#include "link.h"
+int p4py_link_call(PyObject *link, uint32_t entry, uint32_t args_addr, uint32_t budget_ms,
+                   const p4_link_write_t *wr, size_t nwr, const p4_link_read_t *rd, size_t nrd,
+                   int64_t timeout_ms, p4_call_result_t *res);
 
 /* Part exec hooks: add types/functions to the module; 0 or -1 with an
  * exception set. */

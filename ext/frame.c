@@ -1,0 +1,343 @@
+/*
+ * frame.c — checksum, encoder and incremental decoder (see frame.h).
+ */
+#include "frame.h"
+
+#include <string.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* ---- checksum ------------------------------------------------------------ */
+
+uint32_t p4_frame_sum(uint32_t acc, const void *data, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)data;
+    uint64_t total = 0;
+#if defined(__SSE2__)
+    /* psadbw against zero: the byte sums of each 8-byte half in a 64-bit lane. */
+    const __m128i zero = _mm_setzero_si128();
+    __m128i s0 = zero, s1 = zero;
+    while (n >= 64) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+        __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
+        __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
+        s0 = _mm_add_epi64(s0, _mm_add_epi64(_mm_sad_epu8(a, zero), _mm_sad_epu8(b, zero)));
+        s1 = _mm_add_epi64(s1, _mm_add_epi64(_mm_sad_epu8(c, zero), _mm_sad_epu8(d, zero)));
+        p += 64;
+        n -= 64;
+    }
+    while (n >= 16) {
+        s0 = _mm_add_epi64(s0, _mm_sad_epu8(_mm_loadu_si128((const __m128i *)(const void *)p), zero));
+        p += 16;
+        n -= 16;
+    }
+    s0 = _mm_add_epi64(s0, s1);
+    uint64_t lanes[2];
+    _mm_storeu_si128((__m128i *)(void *)lanes, s0);
+    total = lanes[0] + lanes[1];
+#else
+    /* SWAR: bytes into 16-bit lanes; a lane grows by at most 510 per word, so
+     * fold before 128 words. */
+    const uint64_t mask = 0x00FF00FF00FF00FFull;
+    while (n >= 8) {
+        uint64_t lanes = 0;
+        size_t words = n / 8 > 120 ? 120 : n / 8;
+        for (size_t w = 0; w < words; w++) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            lanes += (v & mask) + ((v >> 8) & mask);
+            p += 8;
+        }
+        n -= words * 8;
+        total += (lanes & 0xFFFF) + ((lanes >> 16) & 0xFFFF) + ((lanes >> 32) & 0xFFFF) + (lanes >> 48);
+    }
+#endif
+    while (n--)
+        total += *p++;
+    return acc + (uint32_t)total;
+}
+
+uint32_t p4_frame_copy_sum(uint32_t acc, void *dst, const void *src, size_t n)
+{
+    uint8_t *d = (uint8_t *)dst;
+    const uint8_t *p = (const uint8_t *)src;
+#if defined(__SSE2__)
+    const __m128i zero = _mm_setzero_si128();
+    __m128i s0 = zero, s1 = zero;
+    while (n >= 64) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+        __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
+        __m128i e = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
+        _mm_storeu_si128((__m128i *)(void *)d, a);
+        _mm_storeu_si128((__m128i *)(void *)(d + 16), b);
+        _mm_storeu_si128((__m128i *)(void *)(d + 32), c);
+        _mm_storeu_si128((__m128i *)(void *)(d + 48), e);
+        s0 = _mm_add_epi64(s0, _mm_add_epi64(_mm_sad_epu8(a, zero), _mm_sad_epu8(b, zero)));
+        s1 = _mm_add_epi64(s1, _mm_add_epi64(_mm_sad_epu8(c, zero), _mm_sad_epu8(e, zero)));
+        p += 64;
+        d += 64;
+        n -= 64;
+    }
+    s0 = _mm_add_epi64(s0, s1);
+    uint64_t lanes[2];
+    _mm_storeu_si128((__m128i *)(void *)lanes, s0);
+    acc += (uint32_t)(lanes[0] + lanes[1]);
+#endif
+    memcpy(d, p, n);
+    return p4_frame_sum(acc, d, n);
+}
+
+/* ---- encoder ------------------------------------------------------------- */
+
+uint32_t p4_frame_header(uint8_t hdr[P4_HEADER_SIZE], uint8_t cmd, uint8_t flags, uint32_t len)
+{
+    p4_wire_put_header(hdr, cmd, flags, len);
+    return p4_wire_sum(0, hdr, P4_HEADER_SIZE);
+}
+
+size_t p4_frame_encode(uint8_t *out, size_t cap, uint8_t cmd, uint8_t flags, const void *payload,
+                       uint32_t len)
+{
+    size_t total = (size_t)len + P4_FRAME_OVERHEAD;
+    if (cap < total || (len && !payload))
+        return 0;
+    uint32_t sum = p4_frame_header(out, cmd, flags, len);
+    if (len)
+        sum = p4_frame_copy_sum(sum, out + P4_HEADER_SIZE, payload, len);
+    p4_frame_trailer(out + P4_HEADER_SIZE + len, sum);
+    return total;
+}
+
+/* ---- decoder ------------------------------------------------------------- */
+
+void p4_fdec_init(p4_fdec_t *d, uint32_t max_len, uint32_t flags_ok)
+{
+    memset(d, 0, sizeof *d);
+    d->max_len = max_len;
+    d->flags_ok = flags_ok;
+    d->state = P4_FDEC_S_MAGIC0;
+}
+
+void p4_fdec_reset(p4_fdec_t *d)
+{
+    /* A frame cut short counts as garbage. */
+    if (d->state != P4_FDEC_S_MAGIC0)
+        d->garbage += d->fill + d->done;
+    d->state = P4_FDEC_S_MAGIC0;
+    d->fill = 0;
+    d->done = 0;
+    d->nsegs = 0;
+}
+
+static bool header_plausible(const p4_fdec_t *d)
+{
+    uint8_t flags = d->hdr[P4_HDR_OFF_FLAGS];
+    uint32_t len = p4_wire_get_u32(d->hdr + P4_HDR_OFF_LEN);
+    return flags < 32 && ((d->flags_ok >> flags) & 1u) && len <= d->max_len;
+}
+
+static void enter_checksum(p4_fdec_t *d)
+{
+    d->state = P4_FDEC_S_CHECKSUM;
+    d->fill = 0;
+}
+
+bool p4_fdec_set_sink(p4_fdec_t *d, const p4_fdec_seg_t *segs, unsigned nsegs)
+{
+    if (d->state != P4_FDEC_S_SINK)
+        return false;
+    if (segs) {
+        size_t total = 0;
+        unsigned k = 0;
+        for (unsigned i = 0; i < nsegs; i++)
+            total += segs[i].len;
+        if (total != d->len)
+            return false;
+        for (unsigned i = 0; i < nsegs; i++) {
+            if (!segs[i].len)
+                continue;
+            if (k == P4_FDEC_MAX_SEGS)
+                return false;
+            d->segs[k++] = segs[i];
+        }
+        d->nsegs = k;
+        d->discard = false;
+    } else {
+        d->nsegs = 0;
+        d->discard = true;
+    }
+    d->seg = 0;
+    d->seg_off = 0;
+    d->done = 0;
+    if (d->len == 0)
+        enter_checksum(d);
+    else
+        d->state = P4_FDEC_S_PAYLOAD;
+    return true;
+}
+
+size_t p4_fdec_window(const p4_fdec_t *d, uint8_t **ptr)
+{
+    if (d->state != P4_FDEC_S_PAYLOAD || d->discard || d->seg >= d->nsegs) {
+        *ptr = NULL;
+        return 0;
+    }
+    *ptr = d->segs[d->seg].base + d->seg_off;
+    return d->segs[d->seg].len - d->seg_off;
+}
+
+/* Move the payload position on by n bytes already summed. */
+static void advance(p4_fdec_t *d, size_t n)
+{
+    while (n && d->seg < d->nsegs) {
+        const p4_fdec_seg_t *s = &d->segs[d->seg];
+        size_t k = s->len - d->seg_off;
+        if (k > n)
+            k = n;
+        d->seg_off += k;
+        d->done += (uint32_t)k;
+        n -= k;
+        if (d->seg_off == s->len) {
+            d->seg++;
+            d->seg_off = 0;
+        }
+    }
+    if (d->done == d->len)
+        enter_checksum(d);
+}
+
+void p4_fdec_commit(p4_fdec_t *d, size_t n)
+{
+    while (n && d->seg < d->nsegs) {
+        const p4_fdec_seg_t *s = &d->segs[d->seg];
+        size_t k = s->len - d->seg_off;
+        if (k > n)
+            k = n;
+        d->sum = p4_frame_sum(d->sum, s->base + d->seg_off, k);
+        d->seg_off += k;
+        d->done += (uint32_t)k;
+        n -= k;
+        if (d->seg_off == s->len) {
+            d->seg++;
+            d->seg_off = 0;
+        }
+    }
+    if (d->done == d->len)
+        enter_checksum(d);
+}
+
+p4_fdec_event_t p4_fdec_feed(p4_fdec_t *d, const uint8_t *data, size_t n, size_t *used)
+{
+    size_t i = 0;
+    while (i < n) {
+        switch (d->state) {
+        case P4_FDEC_S_MAGIC0: {
+            const uint8_t *m = memchr(data + i, P4_MAGIC0, n - i);
+            if (!m) {
+                d->garbage += n - i;
+                i = n;
+                break;
+            }
+            size_t pos = (size_t)(m - data);
+            d->garbage += pos - i;
+            d->hdr[0] = P4_MAGIC0;
+            i = pos + 1;
+            d->state = P4_FDEC_S_MAGIC1;
+            break;
+        }
+        case P4_FDEC_S_MAGIC1:
+            if (data[i] == P4_MAGIC1) {
+                d->hdr[1] = P4_MAGIC1;
+                d->fill = 2;
+                d->state = P4_FDEC_S_HEADER;
+                i++;
+            } else if (data[i] == P4_MAGIC0) {
+                d->garbage++; /* the earlier A5; this one may start a frame */
+                i++;
+            } else {
+                d->garbage++;
+                d->state = P4_FDEC_S_MAGIC0; /* rescan this byte */
+            }
+            break;
+        case P4_FDEC_S_HEADER: {
+            size_t k = P4_HEADER_SIZE - d->fill;
+            if (k > n - i)
+                k = n - i;
+            memcpy(d->hdr + d->fill, data + i, k);
+            d->fill += (uint32_t)k;
+            i += k;
+            if (d->fill < P4_HEADER_SIZE)
+                break;
+            if (!header_plausible(d)) {
+                /* Not a frame: drop the first magic byte and rescan the other
+                 * seven (fewer than a header, so this cannot recurse again). */
+                uint8_t rest[P4_HEADER_SIZE - 1];
+                size_t dummy;
+                memcpy(rest, d->hdr + 1, sizeof rest);
+                d->garbage++;
+                d->state = P4_FDEC_S_MAGIC0;
+                d->fill = 0;
+                (void)p4_fdec_feed(d, rest, sizeof rest, &dummy);
+                break;
+            }
+            d->cmd = d->hdr[P4_HDR_OFF_CMD];
+            d->flags = d->hdr[P4_HDR_OFF_FLAGS];
+            d->len = p4_wire_get_u32(d->hdr + P4_HDR_OFF_LEN);
+            d->sum = p4_wire_sum(0, d->hdr, P4_HEADER_SIZE);
+            d->done = 0;
+            d->fill = 0;
+            d->state = P4_FDEC_S_SINK;
+            *used = i;
+            return P4_FDEC_HEADER;
+        }
+        case P4_FDEC_S_SINK:
+            (void)p4_fdec_set_sink(d, NULL, 0); /* caller chose nothing: discard */
+            break;
+        case P4_FDEC_S_PAYLOAD: {
+            size_t k = d->len - d->done;
+            if (k > n - i)
+                k = n - i;
+            if (d->discard) {
+                d->sum = p4_frame_sum(d->sum, data + i, k);
+                d->done += (uint32_t)k;
+                i += k;
+                if (d->done == d->len)
+                    enter_checksum(d);
+            } else {
+                while (k) {
+                    uint8_t *dst;
+                    size_t w = p4_fdec_window(d, &dst);
+                    if (w > k)
+                        w = k;
+                    d->sum = p4_frame_copy_sum(d->sum, dst, data + i, w);
+                    advance(d, w);
+                    i += w;
+                    k -= w;
+                }
+            }
+            break;
+        }
+        case P4_FDEC_S_CHECKSUM:
+            d->ck[d->fill++] = data[i++];
+            if (d->fill == P4_CHECKSUM_SIZE) {
+                uint16_t got = p4_wire_get_u16(d->ck);
+                d->state = P4_FDEC_S_MAGIC0;
+                d->fill = 0;
+                *used = i;
+                if (got == (uint16_t)d->sum) {
+                    d->frames++;
+                    return P4_FDEC_FRAME;
+                }
+                d->bad_checksums++;
+                return P4_FDEC_BAD_CHECKSUM;
+            }
+            break;
+        }
+    }
+    *used = i;
+    return P4_FDEC_NEED_MORE;
+}

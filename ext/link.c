@@ -1,0 +1,897 @@
+/*
+ * link.c — request/response over a file descriptor (see link.h).
+ */
+#define _GNU_SOURCE
+#include "link.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+
+static const uint8_t zeros[64];
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const char *p4_link_cmd_name(uint8_t cmd)
+{
+    switch (cmd) {
+    case P4_CMD_PING: return "PING";
+    case P4_CMD_INFO: return "INFO";
+    case P4_CMD_ALLOC: return "ALLOC";
+    case P4_CMD_FREE: return "FREE";
+    case P4_CMD_FREE_ALL: return "FREE_ALL";
+    case P4_CMD_WRITE_MEM: return "WRITE_MEM";
+    case P4_CMD_READ_MEM: return "READ_MEM";
+    case P4_CMD_EXEC: return "EXEC";
+    case P4_CMD_CALL: return "CALL";
+    case P4_CMD_HEAP_INFO: return "HEAP_INFO";
+    case P4_CMD_CONSOLE_CTL: return "CONSOLE_CTL";
+    case P4_CMD_CONSOLE: return "CONSOLE";
+    default: return "command";
+    }
+}
+
+static p4_link_status_t fail(p4_link_t *l, p4_link_status_t st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static p4_link_status_t fail(p4_link_t *l, p4_link_status_t st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->msg, sizeof l->msg, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+static bool is_disconnect_errno(int e)
+{
+    return e == EIO || e == EPIPE || e == ECONNRESET || e == ENXIO || e == ENODEV ||
+           e == ENOTCONN || e == EBADF;
+}
+
+static p4_link_status_t os_error(p4_link_t *l, int e)
+{
+    l->sys_errno = e;
+    if (is_disconnect_errno(e)) {
+        l->closed = true;
+        return P4_LINK_DISCONNECTED;
+    }
+    return P4_LINK_OSERROR;
+}
+
+/* Wait for `events` on the fd until *deadline (ms, monotonic). Returns OK
+ * when ready, TIMEOUT, INTERRUPTED, DISCONNECTED (POLLHUP/POLLERR without
+ * POLLIN) or OSERROR. */
+static p4_link_status_t wait_fd(p4_link_t *l, short events, uint64_t deadline)
+{
+    for (;;) {
+        uint64_t now = now_ms();
+        if (now >= deadline)
+            return P4_LINK_TIMEOUT;
+        uint64_t left = deadline - now;
+        int slice = (int)(left < P4_LINK_SLICE_MS ? left : P4_LINK_SLICE_MS);
+        struct pollfd p = {.fd = l->fd, .events = events, .revents = 0};
+        int r = poll(&p, 1, slice);
+        if (r > 0) {
+            if (p.revents & events)
+                return P4_LINK_OK;
+            if (p.revents & POLLNVAL)
+                return os_error(l, EBADF);
+            if (p.revents & (POLLHUP | POLLERR)) {
+                /* For reads, let read() see the EOF/EIO; for writes it's gone. */
+                if (events & POLLIN)
+                    return P4_LINK_OK;
+                l->closed = true;
+                l->sys_errno = EPIPE;
+                return P4_LINK_DISCONNECTED;
+            }
+            continue;
+        }
+        if (r < 0 && errno != EINTR)
+            return os_error(l, errno);
+        /* slice over (or EINTR): let the host run signal handlers */
+        if (l->interrupted && l->interrupted(l->intr_ctx))
+            return P4_LINK_INTERRUPTED;
+    }
+}
+
+/* ---- init / close ---------------------------------------------------------- */
+
+int p4_link_init(p4_link_t *l, int fd, uint32_t timeout_ms)
+{
+    memset(l, 0, sizeof *l);
+    l->fd = fd;
+    l->timeout_ms = timeout_ms;
+    l->max_payload = P4_LINK_V1_MAX_PAYLOAD;
+    l->rcap = P4_LINK_RBUF_SIZE;
+    l->rbuf = malloc(l->rcap);
+    if (!l->rbuf) {
+        errno = ENOMEM;
+        return -1;
+    }
+    l->is_tty = isatty(fd) != 0;
+    l->saved_fl = fcntl(fd, F_GETFL);
+    if (l->saved_fl < 0 || fcntl(fd, F_SETFL, l->saved_fl | O_NONBLOCK) < 0) {
+        int e = errno;
+        free(l->rbuf);
+        l->rbuf = NULL;
+        errno = e;
+        return -1;
+    }
+    p4_fdec_init(&l->dec, P4_LINK_MAX_RESPONSE,
+                 (1u << P4_FLAG_OK) | (1u << P4_FLAG_ERROR) | (1u << P4_FLAG_EVENT));
+    l->nonce = ((uint64_t)now_ms() << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)l;
+    return 0;
+}
+
+void p4_link_close(p4_link_t *l)
+{
+    if (l->saved_fl >= 0 && l->fd >= 0)
+        (void)fcntl(l->fd, F_SETFL, l->saved_fl);
+    l->saved_fl = -1;
+    free(l->rbuf);
+    free(l->scratch);
+    free(l->con);
+    l->rbuf = l->scratch = l->con = NULL;
+    l->rcap = l->scratch_cap = l->con_cap = l->con_len = 0;
+    l->closed = true;
+}
+
+/* ---- sending --------------------------------------------------------------- */
+
+/* Write the iovecs completely. On a stop midway the caller learns how many
+ * bytes went out through *sent. */
+static p4_link_status_t write_all(p4_link_t *l, struct iovec *iov, int cnt, uint64_t *sent,
+                                  uint32_t timeout_ms)
+{
+    uint64_t deadline = now_ms() + timeout_ms;
+    int i = 0;
+    while (i < cnt && iov[i].iov_len == 0)
+        i++;
+    while (i < cnt) {
+        int n = cnt - i > IOV_MAX ? IOV_MAX : cnt - i;
+        ssize_t w = writev(l->fd, iov + i, n);
+        if (w > 0) {
+            *sent += (uint64_t)w;
+            l->bytes_sent += (uint64_t)w;
+            deadline = now_ms() + timeout_ms;
+            size_t k = (size_t)w;
+            while (i < cnt && k >= iov[i].iov_len) {
+                k -= iov[i].iov_len;
+                i++;
+            }
+            if (k) {
+                iov[i].iov_base = (uint8_t *)iov[i].iov_base + k;
+                iov[i].iov_len -= k;
+            }
+            while (i < cnt && iov[i].iov_len == 0)
+                i++;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            p4_link_status_t st = wait_fd(l, POLLOUT, deadline);
+            if (st != P4_LINK_OK)
+                return st;
+            continue;
+        }
+        return os_error(l, w < 0 ? errno : EIO);
+    }
+    return P4_LINK_OK;
+}
+
+/* Send one frame (request flags) with the payload given as iovecs. */
+static p4_link_status_t send_frame(p4_link_t *l, uint8_t cmd, const struct iovec *tx, int txcnt,
+                                   uint32_t timeout_ms)
+{
+    uint64_t len = 0;
+    for (int i = 0; i < txcnt; i++)
+        len += tx[i].iov_len;
+    if (len > UINT32_MAX)
+        return fail(l, P4_LINK_BADARG, "payload of %llu bytes is too large for a frame",
+                    (unsigned long long)len);
+    uint8_t hdr[P4_HEADER_SIZE], trailer[P4_CHECKSUM_SIZE];
+    uint32_t sum = p4_frame_header(hdr, cmd, P4_FLAG_REQUEST, (uint32_t)len);
+    for (int i = 0; i < txcnt; i++)
+        sum = p4_frame_sum(sum, tx[i].iov_base, tx[i].iov_len);
+    p4_frame_trailer(trailer, sum);
+
+    struct iovec small[16], *iov = small;
+    int cnt = txcnt + 2;
+    if (cnt > (int)(sizeof small / sizeof small[0])) {
+        iov = malloc((size_t)cnt * sizeof *iov);
+        if (!iov)
+            return P4_LINK_NOMEM;
+    }
+    iov[0].iov_base = hdr;
+    iov[0].iov_len = P4_HEADER_SIZE;
+    if (txcnt)
+        memcpy(iov + 1, tx, (size_t)txcnt * sizeof *iov);
+    iov[cnt - 1].iov_base = trailer;
+    iov[cnt - 1].iov_len = P4_CHECKSUM_SIZE;
+
+    uint64_t sent = 0;
+    l->first_read = true;
+    p4_link_status_t st = write_all(l, iov, cnt, &sent, timeout_ms);
+    if (iov != small)
+        free(iov);
+    if (st != P4_LINK_OK && st != P4_LINK_DISCONNECTED && sent > 0 &&
+        sent < len + P4_FRAME_OVERHEAD) {
+        /* Remember what the device has seen so the resync can finish it. */
+        l->tx_partial = true;
+        memcpy(l->tx_hdr, hdr, sizeof hdr);
+        l->tx_sent = sent;
+        uint32_t s = p4_wire_sum(0, hdr, sent < P4_HEADER_SIZE ? (size_t)sent : P4_HEADER_SIZE);
+        uint64_t pay = sent > P4_HEADER_SIZE ? sent - P4_HEADER_SIZE : 0;
+        for (int i = 0; i < txcnt && pay; i++) {
+            size_t k = tx[i].iov_len < pay ? tx[i].iov_len : (size_t)pay;
+            s = p4_frame_sum(s, tx[i].iov_base, k);
+            pay -= k;
+        }
+        l->tx_sum = s;
+    }
+    return st;
+}
+
+/* Complete a frame cut short: pad the device's view of it with zeros and end
+ * it with a checksum that cannot match, so the device drops it (error 1). */
+static p4_link_status_t finish_partial(p4_link_t *l, uint32_t timeout_ms)
+{
+    if (!l->tx_partial)
+        return P4_LINK_OK;
+    l->tx_partial = false;
+    uint8_t hdr[P4_HEADER_SIZE];
+    uint64_t sent = l->tx_sent;
+    if (sent < 2) /* only A5 went out: any non-5A byte ends it */
+        return P4_LINK_OK;
+    memset(hdr, 0, sizeof hdr);
+    memcpy(hdr, l->tx_hdr, sent < P4_HEADER_SIZE ? (size_t)sent : P4_HEADER_SIZE);
+    uint32_t dev_len = p4_wire_get_u32(hdr + P4_HDR_OFF_LEN);
+    uint64_t total = P4_HEADER_SIZE + (uint64_t)dev_len + P4_CHECKSUM_SIZE;
+    if (sent >= total)
+        return P4_LINK_OK;
+    uint64_t pad = total - sent;
+    uint8_t bad[P4_CHECKSUM_SIZE];
+    p4_frame_trailer(bad, l->tx_sum + 1u);
+    /* zeros up to the checksum, then the (wrong) checksum bytes still owed */
+    while (pad > 0) {
+        struct iovec iov;
+        uint64_t before_ck = pad > P4_CHECKSUM_SIZE ? pad - P4_CHECKSUM_SIZE : 0;
+        if (before_ck) {
+            iov.iov_base = (void *)zeros;
+            iov.iov_len = before_ck < sizeof zeros ? (size_t)before_ck : sizeof zeros;
+        } else {
+            iov.iov_base = bad + (P4_CHECKSUM_SIZE - pad);
+            iov.iov_len = (size_t)pad;
+        }
+        uint64_t s = 0;
+        p4_link_status_t st = write_all(l, &iov, 1, &s, timeout_ms);
+        if (st != P4_LINK_OK)
+            return st;
+        pad -= s;
+    }
+    return P4_LINK_OK;
+}
+
+/* ---- receiving ------------------------------------------------------------ */
+
+static int ensure_scratch(p4_link_t *l, size_t n)
+{
+    if (n <= l->scratch_cap)
+        return 0;
+    size_t cap = l->scratch_cap ? l->scratch_cap : 4096;
+    while (cap < n)
+        cap *= 2;
+    uint8_t *p = realloc(l->scratch, cap);
+    if (!p)
+        return -1;
+    l->scratch = p;
+    l->scratch_cap = cap;
+    return 0;
+}
+
+static void console_append(p4_link_t *l, const uint8_t *p, size_t n)
+{
+    if (n > P4_LINK_CONSOLE_CAP) {
+        l->con_dropped += n - P4_LINK_CONSOLE_CAP;
+        p += n - P4_LINK_CONSOLE_CAP;
+        n = P4_LINK_CONSOLE_CAP;
+    }
+    if (l->con_len + n > P4_LINK_CONSOLE_CAP) {
+        size_t drop = l->con_len + n - P4_LINK_CONSOLE_CAP;
+        memmove(l->con, l->con + drop, l->con_len - drop);
+        l->con_len -= drop;
+        l->con_dropped += drop;
+    }
+    if (l->con_len + n > l->con_cap) {
+        size_t cap = l->con_cap ? l->con_cap : 1024;
+        while (cap < l->con_len + n)
+            cap *= 2;
+        uint8_t *q = realloc(l->con, cap);
+        if (!q) {
+            l->con_dropped += n;
+            return;
+        }
+        l->con = q;
+        l->con_cap = cap;
+    }
+    memcpy(l->con + l->con_len, p, n);
+    l->con_len += n;
+}
+
+size_t p4_link_take_console(p4_link_t *l, uint8_t *out, size_t cap)
+{
+    size_t n = l->con_len < cap ? l->con_len : cap;
+    memcpy(out, l->con, n);
+    memmove(l->con, l->con + n, l->con_len - n);
+    l->con_len -= n;
+    return n;
+}
+
+typedef enum { MATCH_REQUEST, MATCH_NONCE } match_mode_t;
+
+typedef struct {
+    match_mode_t mode;
+    uint8_t cmd;
+    const p4_fdec_seg_t *rx;
+    unsigned rxcnt;
+    size_t rx_total;
+    const uint8_t *nonce;
+    size_t nonce_len;
+    bool scattered; /* the frame in progress goes to rx */
+} expect_t;
+
+/* Choose where the payload of the frame whose header was just parsed goes. */
+static void choose_sink(p4_link_t *l, expect_t *ex)
+{
+    p4_fdec_t *d = &l->dec;
+    ex->scattered = false;
+    if (ex->mode == MATCH_REQUEST && d->flags == P4_FLAG_OK && d->cmd == ex->cmd && ex->rx &&
+        d->len == ex->rx_total && p4_fdec_set_sink(d, ex->rx, ex->rxcnt)) {
+        ex->scattered = true;
+        return;
+    }
+    if (ex->mode == MATCH_NONCE && !(d->flags == P4_FLAG_EVENT) &&
+        !(d->flags == P4_FLAG_OK && d->cmd == P4_CMD_PING && d->len == ex->nonce_len)) {
+        (void)p4_fdec_set_sink(d, NULL, 0);
+        return;
+    }
+    if (ensure_scratch(l, d->len ? d->len : 1) < 0) {
+        (void)p4_fdec_set_sink(d, NULL, 0);
+        return;
+    }
+    p4_fdec_seg_t seg = {l->scratch, d->len};
+    (void)p4_fdec_set_sink(d, &seg, 1);
+}
+
+/* A complete frame arrived. Returns -1 to keep waiting, else a status. */
+static int on_frame(p4_link_t *l, expect_t *ex)
+{
+    p4_fdec_t *d = &l->dec;
+    bool stored = ex->scattered || !d->discard;
+    if (d->flags == P4_FLAG_EVENT) {
+        l->events++;
+        if (d->cmd == P4_CMD_CONSOLE && stored && d->len)
+            console_append(l, l->scratch, d->len);
+        return -1;
+    }
+    if (ex->mode == MATCH_NONCE) {
+        if (d->flags == P4_FLAG_OK && d->cmd == P4_CMD_PING && stored &&
+            d->len == ex->nonce_len && memcmp(l->scratch, ex->nonce, ex->nonce_len) == 0)
+            return P4_LINK_OK;
+        return -1; /* a stale answer: drop it */
+    }
+    l->responses++;
+    l->resp_cmd = d->cmd;
+    l->resp_flags = d->flags;
+    l->resp_len = d->len;
+    l->resp_scattered = ex->scattered;
+    l->resp = ex->scattered ? NULL : l->scratch;
+    if (!stored) {
+        l->need_resync = true;
+        return P4_LINK_NOMEM;
+    }
+    if (d->flags == P4_FLAG_ERROR) {
+        if (d->len < 4) {
+            l->need_resync = true;
+            return fail(l, P4_LINK_PROTOCOL,
+                        "the device sent an error frame for %s with a %u-byte payload (expected "
+                        "at least the 4-byte error code)",
+                        p4_link_cmd_name(d->cmd), (unsigned)d->len);
+        }
+        l->err_code = p4_wire_get_u32(l->scratch);
+        l->err_detail = l->scratch + 4;
+        l->err_detail_len = d->len - 4;
+        if (d->cmd != ex->cmd && l->err_code != P4_ERR_CHECKSUM) {
+            l->need_resync = true;
+            return fail(l, P4_LINK_PROTOCOL,
+                        "the device answered %s (0x%02X) with error %u while %s (0x%02X) was "
+                        "pending; the link is out of step",
+                        p4_link_cmd_name(d->cmd), d->cmd, (unsigned)l->err_code,
+                        p4_link_cmd_name(ex->cmd), ex->cmd);
+        }
+        if (l->err_code == P4_ERR_CHECKSUM)
+            l->need_resync = true;
+        return P4_LINK_DEVICE_ERROR;
+    }
+    if (d->cmd != ex->cmd) {
+        l->need_resync = true;
+        return fail(l, P4_LINK_PROTOCOL,
+                    "the device answered %s (0x%02X) while %s (0x%02X) was pending; the link is "
+                    "out of step",
+                    p4_link_cmd_name(d->cmd), d->cmd, p4_link_cmd_name(ex->cmd), ex->cmd);
+    }
+    return P4_LINK_OK;
+}
+
+/* Read more bytes: straight into the payload destination when the decoder is
+ * inside a stored payload, else into rbuf. Returns OK when bytes arrived. */
+static p4_link_status_t read_some(p4_link_t *l, uint64_t *deadline, uint32_t timeout_ms)
+{
+    for (;;) {
+        if (l->first_read) {
+            l->first_read = false;
+            p4_link_status_t st = wait_fd(l, POLLIN, *deadline);
+            if (st != P4_LINK_OK)
+                return st;
+        }
+        struct iovec iov[10];
+        int cnt = 0;
+        size_t seg_total = 0;
+        p4_fdec_t *d = &l->dec;
+        if (l->rpos == l->rend) {
+            l->rpos = l->rend = 0;
+            uint8_t *w;
+            size_t wn = p4_fdec_window(d, &w);
+            if (wn) {
+                iov[cnt].iov_base = w;
+                iov[cnt].iov_len = wn;
+                seg_total = wn;
+                cnt++;
+                for (unsigned s = d->seg + 1; s < d->nsegs && cnt < 9; s++) {
+                    iov[cnt].iov_base = d->segs[s].base;
+                    iov[cnt].iov_len = d->segs[s].len;
+                    seg_total += d->segs[s].len;
+                    cnt++;
+                }
+            }
+        } else if (l->rpos > 0) {
+            memmove(l->rbuf, l->rbuf + l->rpos, l->rend - l->rpos);
+            l->rend -= l->rpos;
+            l->rpos = 0;
+        }
+        iov[cnt].iov_base = l->rbuf + l->rend;
+        iov[cnt].iov_len = l->rcap - l->rend;
+        cnt++;
+        ssize_t r = cnt == 1 ? read(l->fd, iov[0].iov_base, iov[0].iov_len) : readv(l->fd, iov, cnt);
+        if (r > 0) {
+            l->bytes_received += (uint64_t)r;
+            *deadline = now_ms() + timeout_ms;
+            size_t n = (size_t)r;
+            if (seg_total) {
+                size_t k = n < seg_total ? n : seg_total;
+                p4_fdec_commit(d, k);
+                n -= k;
+            }
+            l->rend += n;
+            return P4_LINK_OK;
+        }
+        if (r == 0 && l->is_tty) {
+            /* A tty in polling mode (VMIN = VTIME = 0, as pyserial sets it)
+             * reads 0 when it has nothing: only a hang-up is the end. */
+            struct pollfd p = {.fd = l->fd, .events = POLLIN, .revents = 0};
+            if (poll(&p, 1, 0) >= 0 && !(p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+                p4_link_status_t st = wait_fd(l, POLLIN, *deadline);
+                if (st != P4_LINK_OK)
+                    return st;
+                continue;
+            }
+        }
+        if (r == 0) {
+            l->closed = true;
+            l->sys_errno = 0;
+            return P4_LINK_DISCONNECTED;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            p4_link_status_t st = wait_fd(l, POLLIN, *deadline);
+            if (st != P4_LINK_OK)
+                return st;
+            continue;
+        }
+        return os_error(l, errno);
+    }
+}
+
+static p4_link_status_t recv_frame(p4_link_t *l, expect_t *ex, uint32_t timeout_ms)
+{
+    uint64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        while (l->rpos < l->rend) {
+            size_t used = 0;
+            p4_fdec_event_t ev = p4_fdec_feed(&l->dec, l->rbuf + l->rpos, l->rend - l->rpos, &used);
+            l->rpos += used;
+            if (ev == P4_FDEC_HEADER) {
+                choose_sink(l, ex);
+            } else if (ev == P4_FDEC_FRAME) {
+                int r = on_frame(l, ex);
+                if (r >= 0)
+                    return (p4_link_status_t)r;
+            } else if (ev == P4_FDEC_BAD_CHECKSUM) {
+                l->need_resync = true;
+                return fail(l, P4_LINK_CHECKSUM,
+                            "a %u-byte %s frame from the device failed its checksum",
+                            (unsigned)l->dec.len, p4_link_cmd_name(l->dec.cmd));
+            }
+        }
+        /* a header with an empty payload completes without more bytes */
+        if (l->dec.state == P4_FDEC_S_SINK)
+            choose_sink(l, ex);
+        p4_link_status_t st = read_some(l, &deadline, timeout_ms);
+        if (st == P4_LINK_OK) {
+            /* a direct read may have completed the payload; the checksum bytes
+             * (if any arrived) are in rbuf and get fed above */
+            continue;
+        }
+        if (st == P4_LINK_TIMEOUT || st == P4_LINK_INTERRUPTED) {
+            l->need_resync = true;
+            if (st == P4_LINK_TIMEOUT)
+                l->timeouts++;
+        }
+        return st;
+    }
+}
+
+/* ---- resync ------------------------------------------------------------- */
+
+static void drain_now(p4_link_t *l)
+{
+    for (;;) {
+        ssize_t r = read(l->fd, l->rbuf, l->rcap);
+        if (r > 0) {
+            l->bytes_received += (uint64_t)r;
+            l->dec.garbage += (uint64_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        break;
+    }
+    l->rpos = l->rend = 0;
+    p4_fdec_reset(&l->dec);
+}
+
+p4_link_status_t p4_link_resync(p4_link_t *l, uint32_t timeout_ms)
+{
+    if (l->closed)
+        return P4_LINK_CLOSED;
+    l->resyncs++;
+    p4_link_status_t st = finish_partial(l, timeout_ms);
+    if (st != P4_LINK_OK)
+        return st;
+    drain_now(l);
+    /* A PING whose echo gets swallowed by the tail of a stale frame is sent
+     * again: attempts of a third of the timeout each, and at once after a
+     * frame with a bad checksum. Only the latest nonce counts. */
+    uint64_t deadline = now_ms() + timeout_ms;
+    uint32_t slice = timeout_ms / 3 > 50 ? timeout_ms / 3 : 50;
+    for (;;) {
+        uint8_t nonce[16];
+        memcpy(nonce, "p4jit-sync", 10);
+        nonce[10] = 0;
+        nonce[11] = 0;
+        p4_wire_put_u32(nonce + 12, (uint32_t)(++l->nonce * 2654435761u));
+        struct iovec tx = {nonce, sizeof nonce};
+        st = send_frame(l, P4_CMD_PING, &tx, 1, timeout_ms);
+        if (st != P4_LINK_OK)
+            return st;
+        uint64_t now = now_ms();
+        uint64_t left = deadline > now ? deadline - now : 0;
+        uint32_t wait = left < slice ? (uint32_t)left : slice;
+        if (wait == 0)
+            wait = 1;
+        expect_t ex = {.mode = MATCH_NONCE, .cmd = P4_CMD_PING, .nonce = nonce,
+                       .nonce_len = sizeof nonce};
+        st = recv_frame(l, &ex, wait);
+        if (st == P4_LINK_OK) {
+            l->need_resync = false;
+            return P4_LINK_OK;
+        }
+        if (st != P4_LINK_TIMEOUT && st != P4_LINK_CHECKSUM)
+            return st;
+        if (now_ms() >= deadline) {
+            l->need_resync = true;
+            return P4_LINK_TIMEOUT;
+        }
+        p4_fdec_reset(&l->dec);
+    }
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+p4_link_status_t p4_link_transact(p4_link_t *l, uint8_t cmd, const struct iovec *tx, int txcnt,
+                                  const p4_fdec_seg_t *rx, unsigned rxcnt, uint32_t timeout_ms)
+{
+    if (l->closed)
+        return P4_LINK_CLOSED;
+    if (rxcnt > P4_FDEC_MAX_SEGS)
+        return fail(l, P4_LINK_BADARG, "too many receive segments (%u)", rxcnt);
+    if (l->need_resync || l->tx_partial) {
+        p4_link_status_t st = p4_link_resync(l, timeout_ms);
+        if (st != P4_LINK_OK)
+            return st;
+    }
+    l->resp = NULL;
+    l->resp_len = 0;
+    l->err_code = 0;
+    l->err_detail = NULL;
+    l->err_detail_len = 0;
+    p4_link_status_t st = send_frame(l, cmd, tx, txcnt, timeout_ms);
+    l->requests++;
+    if (st != P4_LINK_OK) {
+        if (st == P4_LINK_TIMEOUT)
+            l->timeouts++;
+        if (st != P4_LINK_DISCONNECTED)
+            l->need_resync = true;
+        return st;
+    }
+    expect_t ex = {.mode = MATCH_REQUEST, .cmd = cmd, .rx = rx, .rxcnt = rxcnt};
+    for (unsigned i = 0; i < rxcnt; i++)
+        ex.rx_total += rx[i].len;
+    return recv_frame(l, &ex, timeout_ms);
+}
+
+static p4_link_status_t expect_len(p4_link_t *l, uint32_t want)
+{
+    if (l->resp_len != want) {
+        return fail(l, P4_LINK_PROTOCOL, "%s answer has %u payload bytes, expected %u",
+                    p4_link_cmd_name(l->resp_cmd), (unsigned)l->resp_len, (unsigned)want);
+    }
+    return P4_LINK_OK;
+}
+
+p4_link_status_t p4_link_write_mem(p4_link_t *l, uint32_t addr, const uint8_t *data, size_t len,
+                                   uint32_t timeout_ms)
+{
+    size_t chunk = l->max_payload > 4 ? l->max_payload - 4 : 1;
+    size_t off = 0;
+    do {
+        size_t n = len - off < chunk ? len - off : chunk;
+        uint8_t hdr[4], resp[8];
+        uint32_t a = addr + (uint32_t)off;
+        p4_wire_put_u32(hdr, a);
+        struct iovec tx[2] = {{hdr, 4}, {(void *)(data + off), n}};
+        p4_fdec_seg_t rx = {resp, sizeof resp};
+        snprintf(l->op, sizeof l->op, "WRITE_MEM of %zu bytes at 0x%08X", n, (unsigned)a);
+        p4_link_status_t st = p4_link_transact(l, P4_CMD_WRITE_MEM, tx, n ? 2 : 1, &rx, 1, timeout_ms);
+        if (st != P4_LINK_OK)
+            return st;
+        if (!l->resp_scattered && (st = expect_len(l, 8)) != P4_LINK_OK)
+            return st;
+        uint32_t written = p4_wire_get_u32(resp), status = p4_wire_get_u32(resp + 4);
+        if (status == P4_WRITE_STATUS_CACHE_FAILED) {
+            l->err_code = P4_ERR_CACHE_SYNC;
+            l->err_detail_len = 0;
+            return P4_LINK_DEVICE_ERROR;
+        }
+        if (written != n || status != 0)
+            return fail(l, P4_LINK_PROTOCOL,
+                        "WRITE_MEM at 0x%08X: the device reports %u of %zu bytes written "
+                        "(status %u)",
+                        (unsigned)a, (unsigned)written, n, (unsigned)status);
+        off += n;
+    } while (off < len);
+    return P4_LINK_OK;
+}
+
+p4_link_status_t p4_link_read_mem(p4_link_t *l, uint32_t addr, uint8_t *dst, size_t len,
+                                  uint32_t timeout_ms)
+{
+    size_t chunk = l->max_payload ? l->max_payload : 1;
+    size_t off = 0;
+    while (off < len) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        uint8_t req[8];
+        uint32_t a = addr + (uint32_t)off;
+        p4_wire_put_u32(req, a);
+        p4_wire_put_u32(req + 4, (uint32_t)n);
+        struct iovec tx = {req, 8};
+        p4_fdec_seg_t rx = {dst + off, n};
+        snprintf(l->op, sizeof l->op, "READ_MEM of %zu bytes at 0x%08X", n, (unsigned)a);
+        p4_link_status_t st = p4_link_transact(l, P4_CMD_READ_MEM, &tx, 1, &rx, 1, timeout_ms);
+        if (st != P4_LINK_OK)
+            return st;
+        if (!l->resp_scattered)
+            return expect_len(l, (uint32_t)n);
+        off += n;
+    }
+    return P4_LINK_OK;
+}
+
+p4_link_status_t p4_link_exec(p4_link_t *l, uint32_t addr, uint32_t *a0, uint32_t timeout_ms)
+{
+    uint8_t req[4], resp[4];
+    p4_wire_put_u32(req, addr);
+    struct iovec tx = {req, 4};
+    p4_fdec_seg_t rx = {resp, 4};
+    snprintf(l->op, sizeof l->op, "EXEC at 0x%08X", (unsigned)addr);
+    p4_link_status_t st = p4_link_transact(l, P4_CMD_EXEC, &tx, 1, &rx, 1, timeout_ms);
+    if (st != P4_LINK_OK)
+        return st;
+    if (!l->resp_scattered)
+        return expect_len(l, 4);
+    *a0 = p4_wire_get_u32(resp);
+    return P4_LINK_OK;
+}
+
+static uint32_t pad4(uint32_t n)
+{
+    return (4u - (n & 3u)) & 3u;
+}
+
+static p4_link_status_t call_v1(p4_link_t *l, uint32_t entry, uint32_t args_addr,
+                                const p4_link_write_t *wr, size_t nwr, const p4_link_read_t *rd,
+                                size_t nrd, uint32_t timeout_ms, uint32_t exec_timeout,
+                                p4_call_result_t *res)
+{
+    p4_link_status_t st;
+    for (size_t i = 0; i < nwr; i++)
+        if ((st = p4_link_write_mem(l, wr[i].addr, wr[i].data, wr[i].len, timeout_ms)) != P4_LINK_OK)
+            return st;
+    if ((st = p4_link_exec(l, entry, &res->a0, exec_timeout)) != P4_LINK_OK)
+        return st;
+    for (size_t i = 0; i < nrd; i++)
+        if ((st = p4_link_read_mem(l, rd[i].addr, rd[i].dst, rd[i].len, timeout_ms)) != P4_LINK_OK)
+            return st;
+    if (args_addr) {
+        uint8_t ret[8];
+        if ((st = p4_link_read_mem(l, args_addr + 4 * P4_RET64_SLOT, ret, 8, timeout_ms)) != P4_LINK_OK)
+            return st;
+        res->ret_lo = p4_wire_get_u32(ret);
+        res->ret_hi = p4_wire_get_u32(ret + 4);
+    }
+    return P4_LINK_OK;
+}
+
+p4_link_status_t p4_link_call(p4_link_t *l, uint32_t entry, uint32_t args_addr, uint32_t budget_ms,
+                              const p4_link_write_t *wr, size_t nwr, const p4_link_read_t *rd,
+                              size_t nrd, uint32_t timeout_ms, p4_call_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    uint64_t et = (uint64_t)timeout_ms + budget_ms;
+    uint32_t exec_timeout = et > UINT32_MAX ? UINT32_MAX : (uint32_t)et;
+    if (l->v1)
+        return call_v1(l, entry, args_addr, wr, nwr, rd, nrd, timeout_ms, exec_timeout, res);
+
+    /* Decide what goes inline. Writes/reads that would overflow max_payload
+     * (or the segment/count limits) go through WRITE_MEM / READ_MEM. */
+    p4_link_status_t st = P4_LINK_OK;
+    bool *w_in = NULL, *r_in = NULL;
+    struct iovec *tx = NULL;
+    uint8_t *whdr = NULL;
+    p4_fdec_seg_t rx[P4_FDEC_MAX_SEGS];
+    unsigned nrx = 0;
+    size_t nw_in = 0, nr_in = 0;
+    if ((nwr && !(w_in = calloc(nwr, sizeof *w_in))) || (nrd && !(r_in = calloc(nrd, sizeof *r_in))))
+        goto nomem;
+    uint64_t req = P4_CALL_REQ_FIXED_SIZE, resp = P4_CALL_RESP_FIXED_SIZE;
+    for (size_t i = 0; i < nwr; i++) {
+        uint64_t need = P4_CALL_WRITE_HDR_SIZE + (uint64_t)wr[i].len + pad4(wr[i].len);
+        if (req + need <= l->max_payload && nw_in < 0xFFFF) {
+            w_in[i] = true;
+            req += need;
+            nw_in++;
+        }
+    }
+    for (size_t i = 0; i < nrd; i++) {
+        uint64_t need_req = P4_CALL_READ_SIZE;
+        if (req + need_req <= l->max_payload && resp + rd[i].len <= l->max_payload &&
+            nr_in < 0xFFFF && nrx + 2 <= P4_FDEC_MAX_SEGS) {
+            r_in[i] = true;
+            req += need_req;
+            resp += rd[i].len;
+            nr_in++;
+            nrx++;
+        }
+    }
+    for (size_t i = 0; i < nwr; i++)
+        if (!w_in[i] && (st = p4_link_write_mem(l, wr[i].addr, wr[i].data, wr[i].len, timeout_ms)) != P4_LINK_OK)
+            goto out;
+
+    {
+        uint8_t fixed[P4_CALL_REQ_FIXED_SIZE], rfixed[P4_CALL_RESP_FIXED_SIZE];
+        p4_wire_put_u32(fixed, entry);
+        p4_wire_put_u32(fixed + 4, args_addr);
+        p4_wire_put_u32(fixed + 8, budget_ms);
+        p4_wire_put_u16(fixed + 12, (uint16_t)nw_in);
+        p4_wire_put_u16(fixed + 14, (uint16_t)nr_in);
+        size_t ntx = 1 + 3 * nw_in + 1;
+        tx = malloc(ntx * sizeof *tx);
+        whdr = malloc((nw_in * P4_CALL_WRITE_HDR_SIZE) + nr_in * P4_CALL_READ_SIZE + 1);
+        if (!tx || !whdr)
+            goto nomem;
+        int k = 0;
+        uint8_t *h = whdr;
+        tx[k].iov_base = fixed;
+        tx[k++].iov_len = sizeof fixed;
+        for (size_t i = 0; i < nwr; i++) {
+            if (!w_in[i])
+                continue;
+            p4_wire_put_u32(h, wr[i].addr);
+            p4_wire_put_u32(h + 4, wr[i].len);
+            tx[k].iov_base = h;
+            tx[k++].iov_len = P4_CALL_WRITE_HDR_SIZE;
+            h += P4_CALL_WRITE_HDR_SIZE;
+            if (wr[i].len) {
+                tx[k].iov_base = (void *)wr[i].data;
+                tx[k++].iov_len = wr[i].len;
+            }
+            if (pad4(wr[i].len)) {
+                tx[k].iov_base = (void *)zeros;
+                tx[k++].iov_len = pad4(wr[i].len);
+            }
+        }
+        uint8_t *rstart = h;
+        rx[0].base = rfixed;
+        rx[0].len = sizeof rfixed;
+        nrx = 1;
+        for (size_t i = 0; i < nrd; i++) {
+            if (!r_in[i])
+                continue;
+            p4_wire_put_u32(h, rd[i].addr);
+            p4_wire_put_u32(h + 4, rd[i].len);
+            h += P4_CALL_READ_SIZE;
+            rx[nrx].base = rd[i].dst;
+            rx[nrx++].len = rd[i].len;
+        }
+        if (h > rstart) {
+            tx[k].iov_base = rstart;
+            tx[k++].iov_len = (size_t)(h - rstart);
+        }
+        snprintf(l->op, sizeof l->op, "CALL of 0x%08X", (unsigned)entry);
+        st = p4_link_transact(l, P4_CMD_CALL, tx, k, rx, nrx, exec_timeout);
+        if (st != P4_LINK_OK)
+            goto out;
+        if (!l->resp_scattered) {
+            st = expect_len(l, (uint32_t)resp);
+            goto out;
+        }
+        res->a0 = p4_wire_get_u32(rfixed);
+        res->ret_lo = p4_wire_get_u32(rfixed + 4);
+        res->ret_hi = p4_wire_get_u32(rfixed + 8);
+        res->cycles = p4_wire_get_u64(rfixed + 16);
+        res->instret = p4_wire_get_u64(rfixed + 24);
+    }
+    for (size_t i = 0; i < nrd; i++)
+        if (!r_in[i] && (st = p4_link_read_mem(l, rd[i].addr, rd[i].dst, rd[i].len, timeout_ms)) != P4_LINK_OK)
+            goto out;
+out:
+    free(w_in);
+    free(r_in);
+    free(tx);
+    free(whdr);
+    return st;
+nomem:
+    st = P4_LINK_NOMEM;
+    goto out;
+}
