@@ -1,0 +1,65 @@
+"""p4jit's exception hierarchy.
+
+The classes are defined once, in the C extension (``p4jit._core``), so that the
+transport raises exactly the classes users catch; this module re-exports them
+and adds the one error class that never comes from C (:class:`BuildError`)::
+
+    P4JITError
+    ├── BuildError                      the compiler/linker failed (.output)
+    ├── DeviceConnectionError (ConnectionError)
+    │   └── DisconnectedError           EOF/EIO on the link
+    ├── ProtocolError
+    │   ├── ChecksumError
+    │   └── ResponseTimeoutError (TimeoutError)
+    └── DeviceError                     .code (P4_ERR_*), .what
+        ├── UnsupportedCommandError
+        ├── AllocationError (MemoryError)
+        ├── InvalidAddressError
+        ├── PayloadTooLargeError
+        └── ExecutionFaultError         .cause .cause_name .pc .tval .regs .instret
+            └── ExecutionTimeoutError (TimeoutError)
+
+Host-side bounds violations raise the built-in ``PermissionError``; argument
+problems raise ``TypeError``/``ValueError`` naming the parameter.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from . import _core
+
+P4JITError = _core.P4JITError
+DeviceConnectionError = _core.DeviceConnectionError
+DisconnectedError = _core.DisconnectedError
+ProtocolError = _core.ProtocolError
+ChecksumError = _core.ChecksumError
+ResponseTimeoutError = _core.ResponseTimeoutError
+DeviceError = _core.DeviceError
+UnsupportedCommandError = _core.UnsupportedCommandError
+AllocationError = _core.AllocationError
+InvalidAddressError = _core.InvalidAddressError
+PayloadTooLargeError = _core.PayloadTooLargeError
+ExecutionFaultError = _core.ExecutionFaultError
+ExecutionTimeoutError = _core.ExecutionTimeoutError
+
+
+class BuildError(P4JITError):
+    """Compiling or linking a kernel failed.
+
+    Attributes:
+        output: the tool's complete output (stderr + stdout), with file:line
+            diagnostics, for display or inspection.
+    """
+
+    def __init__(self, message: str, output: str = "", command: Optional[list] = None) -> None:
+        super().__init__(message)
+        self.output = output
+        self.command = command
+
+
+__all__ = [
+    "P4JITError", "BuildError", "DeviceConnectionError", "DisconnectedError", "ProtocolError",
+    "ChecksumError", "ResponseTimeoutError", "DeviceError", "UnsupportedCommandError",
+    "AllocationError", "InvalidAddressError", "PayloadTooLargeError", "ExecutionFaultError",
+    "ExecutionTimeoutError",
+]
