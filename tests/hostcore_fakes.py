@@ -1,0 +1,226 @@
+"""Test helpers of the host core: a protocol peer in Python (``FakeDevice``) and
+the "is the virtual device built?" check. Imported by tests/conftest.py and the
+host-core tests (a module with its own name: several conftest.py files exist).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+from typing import Callable, Dict, List, Optional
+
+import pytest
+
+from p4jit import _core, _paths
+
+C = _core
+
+
+# ---- a protocol peer in Python ----------------------------------------------------------------
+
+def frame(cmd: int, flags: int, payload: bytes = b"") -> bytes:
+    return C.frame_encode(cmd, flags, payload)
+
+
+class FakeDevice:
+    """A protocol peer on one end of a socketpair, served by a thread.
+
+    ``misbehave`` maps a command ID to a callable ``(frame_bytes) -> bytes``
+    that transforms the answer (or returns b"" to stay silent); one-shot
+    entries are popped after use when ``once=True``.
+    """
+
+    PSRAM = 0x48000000
+
+    def __init__(self, *, v1: bool = False, caps: Optional[int] = None, max_payload: int = 1 << 20) -> None:
+        self.host, self.peer = socket.socketpair()
+        self.v1 = v1
+        self.caps = (C.P4_CAP_INFO | C.P4_CAP_CALL | C.P4_CAP_FREE_ALL) if caps is None else caps
+        self.max_payload = max_payload
+        self.mem: Dict[int, bytearray] = {}
+        self.next_addr = self.PSRAM
+        self.received: List[tuple] = []
+        self.misbehave: Dict[int, Callable[[bytes], bytes]] = {}
+        self.once = True
+        self.delay = 0.0
+        #: ``kernel(fake, entry, args_addr) -> a0`` runs for EXEC/CALL (the
+        #: fake cannot run RISC-V code; tests stand in Python for it).
+        self.kernel = None
+        #: args address EXEC passes to ``kernel`` (v1 code knows it from its link).
+        self.exec_args = 0
+        self._buf = bytearray()
+        self._stop = False
+        #: cleared = the peer stops reading (its socket buffer fills up)
+        self.reading = threading.Event()
+        self.reading.set()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="fake-device")
+        self.thread.start()
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._stop = True
+        for s in (self.host, self.peer):
+            try:
+                s.close()
+            except OSError:
+                pass
+        self.thread.join(timeout=2)
+
+    def hang_up(self) -> None:
+        self._stop = True
+        try:
+            self.peer.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.peer.close()
+
+    def send_raw(self, data: bytes) -> None:
+        self.peer.sendall(data)
+
+    def _run(self) -> None:
+        while not self._stop:
+            self.reading.wait()
+            try:
+                chunk = self.peer.recv(1 << 20)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self._buf += chunk
+            while True:
+                i = self._buf.find(b"\xa5\x5a")
+                if i < 0:
+                    del self._buf[:-1]
+                    break
+                del self._buf[:i]
+                if len(self._buf) < 10:
+                    break
+                cmd, flags, n = self._buf[2], self._buf[3], struct.unpack_from("<I", self._buf, 4)[0]
+                if n > 64 << 20:
+                    del self._buf[:1]
+                    continue
+                if len(self._buf) < 10 + n:
+                    break
+                payload = bytes(self._buf[8:8 + n])
+                ck = struct.unpack_from("<H", self._buf, 8 + n)[0]
+                ok = (sum(self._buf[:8 + n]) & 0xFFFF) == ck
+                del self._buf[:10 + n]
+                self.received.append((cmd, payload, ok))
+                answer = self._answer(cmd, payload) if ok else frame(cmd, C.P4_FLAG_ERROR, struct.pack("<I", 1))
+                hook = self.misbehave.get(cmd)
+                if hook is not None:
+                    if self.once:
+                        del self.misbehave[cmd]
+                    answer = hook(answer)
+                if self.delay:
+                    import time
+                    time.sleep(self.delay)
+                if answer:
+                    try:
+                        self.peer.sendall(answer)
+                    except OSError:
+                        return
+
+    # -- the protocol --------------------------------------------------------------------------
+    def _err(self, cmd: int, code: int) -> bytes:
+        return frame(cmd, C.P4_FLAG_ERROR, struct.pack("<I", code))
+
+    def read(self, addr: int, n: int) -> bytes:
+        m, o = self._find(addr, n)
+        return bytes(m[o:o + n])
+
+    def write(self, addr: int, data: bytes) -> None:
+        m, o = self._find(addr, len(data))
+        m[o:o + len(data)] = data
+
+    def _run_kernel(self, entry: int, args: int) -> int:
+        return self.kernel(self, entry, args) if self.kernel else 0x1234
+
+    def _find(self, addr: int, n: int):
+        for base, m in self.mem.items():
+            if base <= addr and addr + n <= base + len(m):
+                return m, addr - base
+        return None, 0
+
+    def _answer(self, cmd: int, p: bytes) -> bytes:
+        OK = C.P4_FLAG_OK
+        if cmd == C.P4_CMD_PING:
+            return frame(cmd, OK, p)
+        if cmd == C.P4_CMD_INFO and not self.v1:
+            info = struct.pack("<IIII", 2, self.caps, self.max_payload, 64) + b"fake".ljust(16, b"\0") + bytes(32)
+            info += struct.pack("<I", 1) + struct.pack("<III", self.PSRAM, 32 << 20, 1024 | 4) + b"psram".ljust(16, b"\0")
+            return frame(cmd, OK, info)
+        if cmd == C.P4_CMD_ALLOC and len(p) == 12:
+            size, caps, align = struct.unpack("<III", p)
+            if size > 32 << 20:
+                return frame(cmd, OK, struct.pack("<II", 0, 3))
+            addr = (self.next_addr + align - 1) & ~(align - 1)
+            self.next_addr = addr + size
+            self.mem[addr] = bytearray(size)
+            return frame(cmd, OK, struct.pack("<II", addr, 0))
+        if cmd == C.P4_CMD_FREE and len(p) == 4:
+            self.mem.pop(struct.unpack("<I", p)[0], None)
+            return frame(cmd, OK, struct.pack("<I", 0))
+        if cmd == C.P4_CMD_FREE_ALL and not self.v1:
+            n, b = len(self.mem), sum(map(len, self.mem.values()))
+            self.mem.clear()
+            return frame(cmd, OK, struct.pack("<II", n, b))
+        if cmd == C.P4_CMD_WRITE_MEM and len(p) >= 4:
+            addr = struct.unpack_from("<I", p)[0]
+            m, off = self._find(addr, len(p) - 4)
+            if m is None:
+                return self._err(cmd, 4 if not self.v1 else 2)
+            m[off:off + len(p) - 4] = p[4:]
+            return frame(cmd, OK, struct.pack("<II", len(p) - 4, 0))
+        if cmd == C.P4_CMD_READ_MEM and len(p) == 8:
+            addr, n = struct.unpack("<II", p)
+            m, off = self._find(addr, n)
+            if m is None:
+                return self._err(cmd, 4 if not self.v1 else 2)
+            return frame(cmd, OK, bytes(m[off:off + n]))
+        if cmd == C.P4_CMD_EXEC and len(p) == 4:
+            return frame(cmd, OK, struct.pack("<I", self._run_kernel(struct.unpack("<I", p)[0], self.exec_args)))
+        if cmd == C.P4_CMD_HEAP_INFO:
+            used = sum(map(len, self.mem.values()))
+            return frame(cmd, OK, struct.pack("<IIII", (32 << 20) - used, 32 << 20, 300000, 300000))
+        if cmd == C.P4_CMD_CALL and not self.v1:
+            entry, args, budget, nw, nr = struct.unpack_from("<IIIHH", p)
+            off = 16
+            for _ in range(nw):
+                addr, n = struct.unpack_from("<II", p, off)
+                off += 8
+                m, o = self._find(addr, n)
+                if m is None:
+                    return self._err(cmd, 4)
+                m[o:o + n] = p[off:off + n]
+                off += n + ((4 - n % 4) % 4)
+            a0 = self._run_kernel(entry, args)
+            out = b""
+            for _ in range(nr):
+                addr, n = struct.unpack_from("<II", p, off)
+                off += 8
+                m, o = self._find(addr, n)
+                if m is None:
+                    return self._err(cmd, 4)
+                out += bytes(m[o:o + n])
+            lo = hi = 0
+            if args:
+                m, o = self._find(args, 128)
+                lo, hi = struct.unpack_from("<II", m, o + 120)
+            return frame(cmd, OK, struct.pack("<IIIIQQ", a0, lo, hi, 0, 1000, 0) + out)
+        return self._err(cmd, 2)
+
+
+
+# ---- the virtual device ----------------------------------------------------------------------
+
+def sim_available() -> bool:
+    exe = _paths.sim_executable()
+    return exe.is_file() and os.access(exe, os.X_OK)
+
+
+needs_sim = pytest.mark.skipif(not sim_available() and not os.environ.get("P4JIT_TEST_PORT"),
+                               reason="p4jit-sim is not built (make native)")
+
+
