@@ -1,0 +1,213 @@
+/*
+ * sim.h — the virtual ESP32-P4 (p4jit-sim): one context struct and the seams
+ * between its files.
+ *
+ *   sim_main.c     options, transport (--fd / --pty), start-up, serve loop
+ *   sim_port.c     every p4_port_* hook of p4_jit_port.h, on top of the rest
+ *   sim_machine.c  the emulated chip in Unicorn: memory map, PMP, execution,
+ *                  instruction counting, counter CSRs, faults, budget, console
+ *   sim_rom.c      loading the ROM ELF (libelf) and running its init
+ *   sim_insn.c     the few RISC-V decoding facts the machine needs
+ *   sim_heap.c     the capability-aware allocator
+ *   sim_sha256.c   the ROM image hash (INFO build id)
+ *   sim_unicorn_fixes.c  work-arounds for the Unicorn version linked
+ *
+ * Only sim_machine.c and sim_rom.c include <unicorn/unicorn.h>.
+ */
+#ifndef SIM_H
+#define SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "p4_jit_core.h"
+#include "p4_sim_layout.h"
+#include "sim_heap.h"
+
+/* ------------------------------------------------------------------------ */
+/* Sizes                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Request payload cap: 16 MiB of data plus room for a command's header. */
+#define P4_SIM_MAX_PAYLOAD (16u * 1024u * 1024u + 64u)
+#define P4_SIM_TABLE_CAP 1024u
+#define P4_SIM_DEFAULT_BUDGET_MS 3000u
+#define P4_SIM_MAX_RAM 8u
+#define P4_SIM_CONSOLE_LINE 1024u
+
+/* ------------------------------------------------------------------------ */
+/* The context                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* One emulated RAM/ROM mapping backed by host memory we own. */
+typedef struct {
+    const char *name;
+    uint32_t base;
+    uint32_t size;
+    uint8_t *host;      /* mmap'ed, zero-filled, lazily backed */
+    uint64_t *code_map; /* one bit per 16-byte granule that holds seen code */
+} p4_sim_ram_t;
+
+/* Why the last uc_emu_start came back. */
+typedef enum {
+    P4_SIM_STOP_NONE = 0, /* ran to the exit address (or something unexpected) */
+    P4_SIM_STOP_FAULT,    /* precise fault recorded by a hook */
+    P4_SIM_STOP_TIMEOUT,  /* budget exhausted */
+    P4_SIM_STOP_RESTART,  /* re-run from restart_pc (code hooks were added) */
+} p4_sim_stop_t;
+
+/* State of the call being run. */
+typedef struct {
+    uint64_t total;     /* instructions retired so far (counts whole blocks) */
+    uint64_t cur_base;  /* `total` before the current block */
+    uint32_t cur_addr;  /* current block */
+    uint32_t cur_size;
+    uint32_t countdown; /* blocks until the next clock check */
+    uint64_t deadline_ns;
+    p4_sim_stop_t stop;
+    uint32_t restart_pc;
+    /* fault recorded by a hook */
+    uint32_t cause;
+    uint32_t pc;
+    uint32_t tval;
+    /* last access unicorn refused itself (unmapped/protection), for refining */
+    bool mem_fault;
+    int mem_type; /* uc_mem_type */
+    uint32_t mem_addr;
+} p4_sim_run_t;
+
+typedef struct p4_sim_bcache_entry p4_sim_bcache_entry_t;
+
+/* One trap area (everything unmapped), for the MMIO callbacks. */
+typedef struct {
+    struct p4_sim *sim;
+    uint32_t base;
+} p4_sim_trap_t;
+
+typedef struct {
+    uint32_t addr;
+    uint64_t hook; /* uc_hook */
+} p4_sim_csr_site_t;
+
+typedef struct p4_sim {
+    /* options */
+    uint32_t psram_mib;
+    uint32_t budget_ms;
+    bool v1;
+    const char *rom_path;
+
+    /* transport */
+    int fd;
+    bool pty;
+    int pty_slave;  /* held open so the master never sees EIO between clients */
+    int inotify;    /* client open/close on the slave, -1 if unavailable */
+    bool client_gone;
+    bool closed;
+
+    /* the chip */
+    void *uc; /* uc_engine * */
+    p4_sim_ram_t ram[P4_SIM_MAX_RAM];
+    uint32_t ram_count;
+    p4_sim_trap_t traps[P4_SIM_MAX_RAM + 2]; /* the gaps around RAM and console */
+    uint32_t rom_map_size;
+    uint32_t psram_size;
+    p4_sim_run_t run;
+    p4_sim_bcache_entry_t *bcache;
+    uint32_t bcache_epoch;
+    p4_sim_csr_site_t *csr_sites;
+    uint32_t csr_count, csr_cap;
+    bool in_exec;
+
+    /* ROM */
+    uint8_t build_id[32];
+    uint32_t rom_entry;
+    uint32_t rom_end; /* end of the ROM's text/rodata image */
+    uint32_t rom_tp, rom_gp;
+
+    /* heap */
+    p4_sim_heap_t heap;
+
+    /* console (UART0 FIFO) */
+    char con_buf[P4_SIM_CONSOLE_LINE];
+    uint32_t con_len;
+
+    /* the portable core */
+    p4_core_t core;
+    uint8_t *rx_payload;
+    uint8_t *tx_payload;
+    p4_alloc_entry_t table[P4_SIM_TABLE_CAP];
+} p4_sim_t;
+
+/* ------------------------------------------------------------------------ */
+/* sim_machine.c                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Create the engine and the memory map. On failure returns false with a
+ * message in err. */
+bool p4_sim_machine_open(p4_sim_t *s, char *err, size_t errlen);
+void p4_sim_machine_close(p4_sim_t *s);
+
+/* Map the ROM area (size known once the ELF is read). */
+bool p4_sim_machine_map_rom(p4_sim_t *s, uint32_t size, char *err, size_t errlen);
+
+/* Program PMP (after the ROM is loaded: its extent is part of the map). */
+bool p4_sim_machine_arm(p4_sim_t *s, char *err, size_t errlen);
+
+/* Host pointer for [addr, addr+len) if it lies inside one mapping, else NULL. */
+uint8_t *p4_sim_machine_ptr(p4_sim_t *s, uint32_t addr, uint32_t len);
+
+/* Run `entry` as `uint32_t entry(void)` with the sim's stack and return trap. */
+void p4_sim_machine_exec(p4_sim_t *s, uint32_t entry, uint32_t budget_ms,
+                         p4_exec_result_t *out);
+
+/* Memory at [addr, addr+len) changed: drop translations and cached decodes. */
+int p4_sim_machine_code_changed(p4_sim_t *s, uint32_t addr, uint32_t len);
+
+/* Flush buffered console text (end of a call). */
+void p4_sim_console_flush(p4_sim_t *s);
+
+/* ------------------------------------------------------------------------ */
+/* sim_port.c                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Add the heap regions (internal L2 SRAM first, then PSRAM). */
+bool p4_sim_heap_setup(p4_sim_t *s);
+
+/* ------------------------------------------------------------------------ */
+/* sim_rom.c                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Hash and load the ROM ELF into the ROM and firmware areas. Needs the
+ * engine; sets rom_entry / rom_end / build_id. */
+bool p4_sim_rom_load(p4_sim_t *s, const char *path, char *err, size_t errlen);
+
+/* Run the ROM's init entry once (TLS, constructors) and keep tp/gp. */
+bool p4_sim_rom_init(p4_sim_t *s, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/* sim_insn.c                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Length in bytes of the instruction whose first halfword is `h` (2 or 4). */
+static inline uint32_t p4_sim_insn_len(uint16_t h)
+{
+    return (h & 3u) == 3u ? 4u : 2u;
+}
+
+/* A read of a counter CSR that the sim answers with the retired-instruction
+ * count: csrrs/csrrc/csrrsi/csrrci with x0/0 (a pure read) of cycle, instret,
+ * mcycle, minstret (and their *h halves) or the P4's mpccr. */
+bool p4_sim_insn_counter_read(uint32_t insn, uint32_t *rd, bool *high);
+
+/* A load/store (incl. compressed, FP and AMO): base register, offset, store? */
+bool p4_sim_insn_mem(uint32_t insn, uint32_t len, uint32_t *rs1, int32_t *imm, bool *store);
+
+/* ebreak or c.ebreak. */
+bool p4_sim_insn_is_ebreak(uint32_t insn, uint32_t len);
+
+/* wfi: Unicorn halts the CPU there; with no interrupt to wait for the sim
+ * treats it as a no-op. */
+bool p4_sim_insn_is_wfi(uint32_t insn, uint32_t len);
+
+#endif /* SIM_H */

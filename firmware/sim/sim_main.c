@@ -1,0 +1,273 @@
+/*
+ * sim_main.c — p4jit-sim: the virtual ESP32-P4.
+ *
+ *   p4jit-sim --fd N      serve the protocol on inherited fd N (a socketpair
+ *                         end); exit 0 when it reaches EOF
+ *   p4jit-sim --pty       open a pseudo-terminal, print its slave path on the
+ *                         first stdout line, serve until killed
+ *
+ * Start-up: buffers and core, the emulated chip, the heap, the ROM image,
+ * PMP, the ROM's init; then the core's run loop until the host goes away.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "sim.h"
+
+#define ERR_LEN 512
+#define MAX_BUDGET_MS (24u * 3600u * 1000u)
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: p4jit-sim (--fd N | --pty) [options]\n"
+            "\n"
+            "The virtual ESP32-P4 of p4jit: the device firmware's portable core on a\n"
+            "host port, running uploaded RISC-V code in Unicorn.\n"
+            "\n"
+            "transport (one of):\n"
+            "  --fd N          serve on inherited file descriptor N (e.g. a socketpair\n"
+            "                  end); exit 0 when it reaches end-of-file\n"
+            "  --pty           open a pseudo-terminal, print its path as the first line\n"
+            "                  on stdout, serve any serial client until killed\n"
+            "options:\n"
+            "  --v1            answer exactly like the original firmware (protocol v1\n"
+            "                  commands only; extensions get error 2)\n"
+            "  --rom PATH      ROM image (default: <exe dir>/../_data/p4jit_rom.elf,\n"
+            "                  then <exe dir>/p4jit_rom.elf)\n"
+            "  --budget-ms N   execution budget per call when the host sends none\n"
+            "                  (default %u)\n"
+            "  --psram-mib N   PSRAM size, 1..%u MiB (default %u)\n"
+            "  --help          this text\n"
+            "\n"
+            "Memory map, ROM symbols, faults: docs/VIRTUAL_DEVICE.md\n",
+            P4_SIM_DEFAULT_BUDGET_MS, P4_SIM_PSRAM_MAX_MIB, P4_SIM_PSRAM_DEFAULT_MIB);
+}
+
+static bool parse_u32(const char *text, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* <exe dir>/../_data/p4jit_rom.elf, then <exe dir>/p4jit_rom.elf. */
+static const char *default_rom(char *buf, size_t len)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    const char *dir = dirname(exe);
+    snprintf(buf, len, "%s/../_data/p4jit_rom.elf", dir);
+    if (access(buf, R_OK) == 0)
+        return buf;
+    snprintf(buf, len, "%s/p4jit_rom.elf", dir);
+    return buf;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pseudo-terminal                                                           */
+/* ------------------------------------------------------------------------ */
+
+static bool open_pty(p4_sim_t *s, char *err, size_t errlen)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0 || grantpt(m) != 0 || unlockpt(m) != 0) {
+        snprintf(err, errlen, "cannot open a pseudo-terminal: %s", strerror(errno));
+        return false;
+    }
+    const char *name = ptsname(m);
+    int sl = name ? open(name, O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+    if (sl < 0) {
+        snprintf(err, errlen, "cannot open the pty slave: %s", strerror(errno));
+        return false;
+    }
+    /* Raw bytes both ways: no echo, no line editing, no CR/LF mapping. */
+    struct termios t;
+    if (tcgetattr(sl, &t) != 0) {
+        snprintf(err, errlen, "tcgetattr(%s): %s", name, strerror(errno));
+        return false;
+    }
+    cfmakeraw(&t);
+    if (tcsetattr(sl, TCSANOW, &t) != 0) {
+        snprintf(err, errlen, "tcsetattr(%s): %s", name, strerror(errno));
+        return false;
+    }
+    int fl = fcntl(m, F_GETFL);
+    if (fl < 0 || fcntl(m, F_SETFL, fl | O_NONBLOCK) != 0) {
+        snprintf(err, errlen, "fcntl(pty master): %s", strerror(errno));
+        return false;
+    }
+    /* A client closing the slave ends its session (console forwarding off,
+     * parser reset); without inotify sessions simply run together. */
+    s->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (s->inotify >= 0 &&
+        inotify_add_watch(s->inotify, name, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) < 0) {
+        close(s->inotify);
+        s->inotify = -1;
+    }
+    s->fd = m;
+    s->pty_slave = sl;
+    printf("%s\n", name);
+    fflush(stdout);
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* main                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static p4_sim_t sim;
+
+int main(int argc, char **argv)
+{
+    p4_sim_t *s = &sim;
+    s->psram_mib = P4_SIM_PSRAM_DEFAULT_MIB;
+    s->budget_ms = P4_SIM_DEFAULT_BUDGET_MS;
+    s->fd = -1;
+    s->pty_slave = -1;
+    s->inotify = -1;
+
+    enum { OPT_FD = 1, OPT_PTY, OPT_V1, OPT_ROM, OPT_BUDGET, OPT_PSRAM, OPT_HELP };
+    static const struct option opts[] = {
+        {"fd", required_argument, NULL, OPT_FD},
+        {"pty", no_argument, NULL, OPT_PTY},
+        {"v1", no_argument, NULL, OPT_V1},
+        {"rom", required_argument, NULL, OPT_ROM},
+        {"budget-ms", required_argument, NULL, OPT_BUDGET},
+        {"psram-mib", required_argument, NULL, OPT_PSRAM},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    uint32_t fd = 0;
+    bool have_fd = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_FD:
+            if (!parse_u32(optarg, 0, INT_MAX, &fd)) {
+                fprintf(stderr, "p4jit-sim: --fd expects a file descriptor number, got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            have_fd = true;
+            break;
+        case OPT_PTY:
+            s->pty = true;
+            break;
+        case OPT_V1:
+            s->v1 = true;
+            break;
+        case OPT_ROM:
+            s->rom_path = optarg;
+            break;
+        case OPT_BUDGET:
+            if (!parse_u32(optarg, 1, MAX_BUDGET_MS, &s->budget_ms)) {
+                fprintf(stderr, "p4jit-sim: --budget-ms expects 1..%u, got '%s'\n",
+                        MAX_BUDGET_MS, optarg);
+                return 2;
+            }
+            break;
+        case OPT_PSRAM:
+            if (!parse_u32(optarg, 1, P4_SIM_PSRAM_MAX_MIB, &s->psram_mib)) {
+                fprintf(stderr, "p4jit-sim: --psram-mib expects 1..%u, got '%s'\n",
+                        P4_SIM_PSRAM_MAX_MIB, optarg);
+                return 2;
+            }
+            break;
+        case OPT_HELP:
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || have_fd == s->pty) {
+        fprintf(stderr, "p4jit-sim: give exactly one of --fd N or --pty\n\n");
+        usage(stderr);
+        return 2;
+    }
+    if (have_fd) {
+        if (fcntl((int)fd, F_GETFD) < 0) {
+            fprintf(stderr, "p4jit-sim: --fd %u is not an open file descriptor\n", fd);
+            return 2;
+        }
+        s->fd = (int)fd;
+    }
+    char rom_buf[PATH_MAX + 32];
+    if (s->rom_path == NULL)
+        s->rom_path = default_rom(rom_buf, sizeof rom_buf);
+    if (s->rom_path == NULL) {
+        fprintf(stderr, "p4jit-sim: cannot locate the ROM image; pass --rom PATH\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Buffers are touched only as far as frames use them. */
+    s->rx_payload = malloc(P4_SIM_MAX_PAYLOAD);
+    s->tx_payload = malloc(P4_SIM_MAX_PAYLOAD);
+    if (s->rx_payload == NULL || s->tx_payload == NULL) {
+        fprintf(stderr, "p4jit-sim: out of memory\n");
+        return 1;
+    }
+    p4_core_config_t cfg = {
+        .port_ctx = s,
+        .rx_payload = s->rx_payload,
+        .rx_payload_cap = P4_SIM_MAX_PAYLOAD,
+        .tx_payload = s->tx_payload,
+        .tx_payload_cap = P4_SIM_MAX_PAYLOAD,
+        .table = s->table,
+        .table_cap = P4_SIM_TABLE_CAP,
+        .v1_only = s->v1,
+        .default_budget_ms = s->budget_ms,
+    };
+    if (p4_core_init(&s->core, &cfg) != P4_OK) {
+        fprintf(stderr, "p4jit-sim: core init failed\n");
+        return 1;
+    }
+
+    char err[ERR_LEN] = "";
+    if (!p4_sim_machine_open(s, err, sizeof err) || !p4_sim_heap_setup(s) ||
+        !p4_sim_rom_load(s, s->rom_path, err, sizeof err) ||
+        !p4_sim_machine_arm(s, err, sizeof err) || !p4_sim_rom_init(s, err, sizeof err) ||
+        (s->pty && !open_pty(s, err, sizeof err))) {
+        fprintf(stderr, "p4jit-sim: %s\n", err[0] ? err : "start-up failed");
+        return 1;
+    }
+
+    for (;;) {
+        p4_core_run(&s->core);
+        if (s->closed)
+            break;
+        if (s->client_gone) {
+            /* A pty client went away; the next one starts a fresh session.
+             * Allocations stay: a client may reopen the port and go on. */
+            p4_core_session_end(&s->core, false);
+            (void)tcflush(s->pty_slave, TCIFLUSH); /* replies nobody will read */
+            s->client_gone = false;
+        }
+    }
+    p4_sim_machine_close(s);
+    p4_sim_heap_destroy(&s->heap);
+    free(s->rx_payload);
+    free(s->tx_payload);
+    return 0;
+}

@@ -1,0 +1,220 @@
+/*
+ * sim_port.c — the virtual device's implementation of p4_jit_port.h.
+ *
+ * Transport: a byte stream on one fd (a socketpair end, or a pty master).
+ * Memory: host memory behind the emulated map (memcpy at memory speed).
+ * Execution: Unicorn (sim_machine.c). The port context is the p4_sim_t.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "p4_jit_port.h"
+#include "sim.h"
+
+/* Region caps as INFO reports them and the allocator honours them. */
+#define SIM_CAPS_COMMON                                                                            \
+    (P4_CAP_MALLOC_8BIT | P4_CAP_MALLOC_32BIT | P4_CAP_MALLOC_EXEC | P4_CAP_MALLOC_DMA |           \
+     P4_CAP_MALLOC_DEFAULT | P4_CAP_MALLOC_CACHE_ALIGNED | P4_CAP_MALLOC_SIMD)
+#define SIM_CAPS_PSRAM (SIM_CAPS_COMMON | P4_CAP_MALLOC_SPIRAM)
+#define SIM_CAPS_INTERNAL (SIM_CAPS_COMMON | P4_CAP_MALLOC_INTERNAL)
+
+/* Cache line of each memory, for MALLOC_CAP_CACHE_ALIGNED: the L1 line for
+ * internal SRAM, the L2 line (CONFIG_CACHE_L2_CACHE_LINE_128B) for PSRAM. */
+#define SIM_L1_LINE 64u
+#define SIM_L2_LINE 128u
+
+/* How long a pty write waits for a reader before checking again. */
+#define PTY_WRITE_POLL_MS 100
+
+bool p4_sim_heap_setup(p4_sim_t *s)
+{
+    /* Preference order = ESP-IDF's for caps both satisfy: internal first. */
+    return p4_sim_heap_add_region(&s->heap, "l2sram", P4_SIM_IHEAP_BASE,
+                                  P4_SIM_IHEAP_END - P4_SIM_IHEAP_BASE, SIM_CAPS_INTERNAL,
+                                  SIM_L1_LINE) &&
+           p4_sim_heap_add_region(&s->heap, "psram", P4_SIM_PSRAM_BASE, s->psram_size,
+                                  SIM_CAPS_PSRAM, SIM_L2_LINE);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Transport                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* A client closed the pty slave: true when an inotify close event is queued. */
+static bool pty_client_closed(p4_sim_t *s)
+{
+    if (s->inotify < 0)
+        return false;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool closed = false;
+    for (;;) {
+        ssize_t n = read(s->inotify, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            if (ev->mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE))
+                closed = true;
+            p += sizeof *ev + ev->len;
+        }
+    }
+    return closed;
+}
+
+int p4_port_read(void *ctx, uint8_t *buf, size_t cap)
+{
+    p4_sim_t *s = ctx;
+    if (s->client_gone)
+        return -1; /* noticed while writing: end the session first */
+    for (;;) {
+        if (s->pty) {
+            struct pollfd pf[2] = {{s->fd, POLLIN, 0}, {s->inotify, POLLIN, 0}};
+            int n = poll(pf, s->inotify >= 0 ? 2 : 1, -1);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return -1;
+            if (!(pf[0].revents & POLLIN) && s->inotify >= 0 && (pf[1].revents & POLLIN)) {
+                if (pty_client_closed(s)) {
+                    s->client_gone = true;
+                    return -1;
+                }
+                continue;
+            }
+            if (!(pf[0].revents & POLLIN)) {
+                /* No client and no held slave would be POLLHUP; we hold one,
+                 * so just wait a little and look again. */
+                poll(NULL, 0, 10);
+                continue;
+            }
+        }
+        ssize_t n = read(s->fd, buf, cap);
+        if (n > 0)
+            return (int)(n > 0x7FFFFFFF ? 0x7FFFFFFF : n);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (s->pty && n < 0 && errno == EIO) {
+            poll(NULL, 0, 10); /* transient: no slave open */
+            continue;
+        }
+        s->closed = true; /* EOF or a real error: the host is gone for good */
+        return -1;
+    }
+}
+
+int p4_port_write(void *ctx, const uint8_t *buf, size_t len)
+{
+    p4_sim_t *s = ctx;
+    if (s->client_gone)
+        return -1; /* nobody to read it: drop */
+    while (len > 0) {
+        ssize_t n = write(s->fd, buf, len);
+        if (n > 0) {
+            buf += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN && s->pty) {
+            /* The reader is slow or gone: wait, but give up if it closed. */
+            struct pollfd pf = {s->fd, POLLOUT, 0};
+            if (poll(&pf, 1, PTY_WRITE_POLL_MS) == 0 && pty_client_closed(s)) {
+                s->client_gone = true;
+                (void)tcflush(s->pty_slave, TCIFLUSH);
+                return -1;
+            }
+            continue;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Memory                                                                    */
+/* ------------------------------------------------------------------------ */
+
+p4_addr_t p4_port_alloc(void *ctx, uint32_t size, uint32_t caps, uint32_t alignment)
+{
+    p4_sim_t *s = ctx;
+    return p4_sim_heap_alloc(&s->heap, size, caps, alignment);
+}
+
+void p4_port_free(void *ctx, p4_addr_t addr)
+{
+    p4_sim_t *s = ctx;
+    if (!p4_sim_heap_free(&s->heap, addr))
+        fprintf(stderr, "p4jit-sim: port_free(0x%08x): not a live block\n", addr);
+}
+
+int p4_port_mem_write(void *ctx, p4_addr_t dst, const uint8_t *src, uint32_t len)
+{
+    uint8_t *p = p4_sim_machine_ptr(ctx, dst, len);
+    if (p == NULL)
+        return -1;
+    memcpy(p, src, len);
+    return 0;
+}
+
+int p4_port_mem_read(void *ctx, p4_addr_t src, uint8_t *dst, uint32_t len)
+{
+    const uint8_t *p = p4_sim_machine_ptr(ctx, src, len);
+    if (p == NULL)
+        return -1;
+    memcpy(dst, p, len);
+    return 0;
+}
+
+int p4_port_cache_sync(void *ctx, p4_addr_t addr, uint32_t len)
+{
+    return p4_sim_machine_code_changed(ctx, addr, len);
+}
+
+void p4_port_heap_info(void *ctx, p4_heap_info_t *out)
+{
+    p4_sim_t *s = ctx;
+    out->free_spiram = p4_sim_heap_free_bytes(&s->heap, P4_CAP_MALLOC_SPIRAM);
+    out->total_spiram = p4_sim_heap_total_bytes(&s->heap, P4_CAP_MALLOC_SPIRAM);
+    out->free_internal = p4_sim_heap_free_bytes(&s->heap, P4_CAP_MALLOC_INTERNAL);
+    out->total_internal = p4_sim_heap_total_bytes(&s->heap, P4_CAP_MALLOC_INTERNAL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Execution and identity                                                    */
+/* ------------------------------------------------------------------------ */
+
+void p4_port_exec(void *ctx, p4_addr_t entry, uint32_t budget_ms, p4_exec_result_t *out)
+{
+    p4_sim_machine_exec(ctx, entry, budget_ms, out);
+}
+
+static void put_region(p4_region_t *r, uint32_t base, uint32_t size, uint32_t caps,
+                       const char *name)
+{
+    r->base = base;
+    r->size = size;
+    r->caps = caps;
+    snprintf(r->name, sizeof r->name, "%s", name);
+}
+
+void p4_port_device_info(void *ctx, p4_device_info_t *out)
+{
+    p4_sim_t *s = ctx;
+    snprintf(out->target, sizeof out->target, "esp32p4-sim");
+    memcpy(out->build_id, s->build_id, sizeof out->build_id);
+    out->port_caps = P4_CAP_CONSOLE | P4_CAP_INSTRET | P4_CAP_FAULTS | P4_CAP_SIMULATOR;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->heap.count && n < 7; i++) {
+        const p4_sim_heap_region_t *h = &s->heap.regions[i];
+        put_region(&out->regions[n++], h->base, h->size, h->caps, h->name);
+    }
+    /* The ROM window: the symbol bridge, not allocatable (caps 0). */
+    put_region(&out->regions[n++], P4_SIM_ROM_BASE, s->rom_map_size, 0, "rom");
+    out->region_count = n;
+}
