@@ -47,8 +47,9 @@ $(PKG_BIN)/p4jit-sim $(PKG_DATA)/p4jit_rom.elf: $(CORE_SOURCES) $(SIM_SOURCES) f
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory -C firmware/sim OUT=$(SIMOUT)
 	@mkdir -p $(PKG_BIN) $(PKG_DATA)
-	@cp $(SIMOUT)/p4jit-sim $(PKG_BIN)/p4jit-sim
-	@cp $(SIMOUT)/p4jit_rom.elf $(PKG_DATA)/p4jit_rom.elf
+	@# copy, then rename: a running sim keeps its old inode ("text file busy" otherwise)
+	@cp $(SIMOUT)/p4jit-sim $(PKG_BIN)/.p4jit-sim.tmp && mv -f $(PKG_BIN)/.p4jit-sim.tmp $(PKG_BIN)/p4jit-sim
+	@cp $(SIMOUT)/p4jit_rom.elf $(PKG_DATA)/.rom.tmp && mv -f $(PKG_DATA)/.rom.tmp $(PKG_DATA)/p4jit_rom.elf
 
 native: $(PKG_BIN)/p4jit-sim $(PKG_DATA)/p4jit_rom.elf
 

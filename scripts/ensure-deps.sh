@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
   gcc make pkg-config
   gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf picolibc-riscv64-unknown-elf
-  libunicorn-dev libelf-dev
+  libunicorn-dev libelf-dev libmd-dev
   clang libclang-rt-14-dev
 )
 missing=()

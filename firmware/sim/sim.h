@@ -9,7 +9,6 @@
  *   sim_rom.c      loading the ROM ELF (libelf) and running its init
  *   sim_insn.c     the few RISC-V decoding facts the machine needs
  *   sim_heap.c     the capability-aware allocator
- *   sim_sha256.c   the ROM image hash (INFO build id)
  *   sim_unicorn_fixes.c  work-arounds for the Unicorn version linked
  *
  * Only sim_machine.c and sim_rom.c include <unicorn/unicorn.h>.

@@ -17,7 +17,7 @@
 #include <unicorn/unicorn.h>
 
 #include "sim.h"
-#include "sim_sha256.h"
+#include <sha2.h> /* libmd */
 
 #define ROM_ALIGN 0x10000u /* the ROM mapping is a whole number of 64 KiB */
 
@@ -70,7 +70,10 @@ bool p4_sim_rom_load(p4_sim_t *s, const char *path, char *err, size_t errlen)
     uint8_t *img = read_file(path, &len, err, errlen);
     if (img == NULL)
         return false;
-    p4_sim_sha256(img, len, s->build_id);
+    SHA2_CTX sha;
+    SHA256Init(&sha);
+    SHA256Update(&sha, img, len);
+    SHA256Final(s->build_id, &sha);
 
     if (elf_version(EV_CURRENT) == EV_NONE)
         FAIL("libelf: %s", elf_errmsg(-1));
