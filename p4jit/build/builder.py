@@ -232,7 +232,7 @@ class Builder:
                include_dirs: Sequence[StrPath], entry_dir: Path) -> List[str]:
         tc = self.toolchain
         c = self.config
-        flags = [*tc.arch_flags, opt, *(c.get("compiler", "cflags") or [])]
+        flags = [*tc.arch_flags, opt, *(c.get("compiler", "cflags") or []), *tc.cflags]
         if lang == "c++":
             flags += c.get("compiler", "cxxflags") or []
         if lang.startswith("asm"):

@@ -34,6 +34,7 @@ class Toolchain:
     libgcc: Tuple[str, ...]        # archive paths for libgcc
     libc: Tuple[str, ...]          # archive paths (libm, libc) for links without firmware
     include_dirs: Tuple[str, ...]  # system include dirs (picolibc headers)
+    cflags: Tuple[str, ...]        # flags this C library needs (e.g. picolibc's errno)
     version: str
     identity: str                  # digest of everything above + the compiler binary
 
@@ -150,7 +151,8 @@ def _facts(name: str, prof: dict, gcc: str, cache_dir: Path, stats: Optional[Sta
                               f"Fix: {prof.get('missing_hint', '')}")
     return Toolchain(profile=name, prefix=prof["prefix"], bindir=bindir, march=march, mabi=mabi,
                      libgcc=tuple(facts["libgcc"]), libc=tuple(facts["libc"]),
-                     include_dirs=tuple(prof.get("include_dirs") or ()), version=facts["version"],
+                     include_dirs=tuple(prof.get("include_dirs") or ()),
+                     cflags=tuple(prof.get("cflags") or ()), version=facts["version"],
                      identity=ident)
 
 
