@@ -229,7 +229,7 @@ static int pack_scalar(MarshallerObject *m, Py_ssize_t i, PyObject *o, uint8_t *
                           (unsigned long long)info->max);
         else
             PyOS_snprintf(range, sizeof range, "0..%llu", (unsigned long long)info->max);
-        arg_error(m, PyExc_TypeError, i, "%.60s does not fit in %s (%s)", rs ? rs : "?", info->name,
+        arg_error(m, PyExc_ValueError, i, "%.60s does not fit in %s (%s)", rs ? rs : "?", info->name,
                   range);
         Py_XDECREF(r);
         return -1;

@@ -51,5 +51,5 @@ def test_mixed_widths_keep_slot_alignment(wide):
 
 def test_long_long_and_python_ints(wide):
     assert wide.negate(-(2**63) + 1) == 2**63 - 1
-    with pytest.raises((TypeError, ValueError, OverflowError), match="does not fit"):
+    with pytest.raises(ValueError, match="does not fit"):
         wide.negate(2**63)
