@@ -78,17 +78,9 @@ logger = logging.getLogger("p4jit")
 #: Device console text (printf from device code), one record per line.
 console_logger = logging.getLogger("p4jit.console")
 
-def _not_console_text(record: logging.LogRecord) -> bool:
-    """The Device also logs each console line (``p4jit.device``, "device: %s");
-    the default handler leaves those to the console echo so that a line the
-    device printed is not shown twice."""
-    return not (record.name == "p4jit.device" and record.msg == "device: %s")
-
-
 _handler = _StreamAtEmit("stderr")
 _handler.setFormatter(logging.Formatter("p4jit %(levelname)s: %(message)s"))
 _handler.set_name("p4jit-default")
-_handler.addFilter(_not_console_text)
 
 
 class _ConsoleEcho(_StreamAtEmit):

@@ -293,7 +293,7 @@ class Device:
         *lines, self._console_partial = text.split("\n")
         for line in lines:
             line = line.rstrip("\r")
-            log.info("device: %s", line)
+            log.debug("device: %s", line)
             if self._console_cb is not None:
                 self._console_cb(line)
 
@@ -304,7 +304,7 @@ class Device:
             self._on_console(rest)
         if self._console_partial:
             line, self._console_partial = self._console_partial, ""
-            log.info("device: %s", line)
+            log.debug("device: %s", line)
             if self._console_cb is not None:
                 self._console_cb(line)
 
