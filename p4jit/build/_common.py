@@ -3,16 +3,22 @@ place that spawns tool processes (and counts them), hashing helpers."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..errors import BuildError
+
+try:  # CPython's own SHA-1: for the short texts of cache keys it is as fast as
+    from _sha1 import sha1 as _sha1  # OpenSSL's, without loading libcrypto (~3 ms)
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import sha1 as _sha1
+
+#: files at least this big are hashed with OpenSSL (10x faster on big inputs)
+_BIG_FILE = 64 * 1024
 
 try:
     from ..log import INFO_VERBOSE
@@ -32,16 +38,38 @@ def build_error(message: str, output: str = "", command: Optional[Sequence[str]]
     return BuildError(text, output=output, command=list(command) if command else None)
 
 
-@dataclass
 class Stats:
-    """Counters of one build cache, for tests and benchmarks."""
+    """Counters of one build cache, for tests and benchmarks.
 
-    compiles: int = 0   # source files compiled
-    links: int = 0      # link steps run (pass 1 or pass 2)
-    hits: int = 0       # prepare()/link() answered from the cache
-    processes: int = 0  # tool processes spawned
-    commands: List[List[str]] = field(default_factory=list)  # the last few argvs, for debugging
-    seconds: Dict[str, float] = field(default_factory=dict)  # time per phase: compile, parse, pass1, pass2
+    Attributes:
+        compiles: source files compiled.
+        links: link steps run (pass 1 or pass 2).
+        hits: prepare()/link() answered from the cache.
+        processes: tool processes spawned.
+        commands: the last few argvs, for debugging.
+        seconds: time per phase: compile, parse, pass1, pass2.
+    """
+
+    # (a plain class: a dataclass costs ~1 ms to define, on every process's first load)
+    def __init__(self, compiles: int = 0, links: int = 0, hits: int = 0, processes: int = 0,
+                 commands: Optional[List[List[str]]] = None, seconds: Optional[Dict[str, float]] = None) -> None:
+        self.compiles = compiles
+        self.links = links
+        self.hits = hits
+        self.processes = processes
+        self.commands: List[List[str]] = [] if commands is None else commands
+        self.seconds: Dict[str, float] = {} if seconds is None else seconds
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return vars(self) == vars(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"Stats(compiles={self.compiles!r}, links={self.links!r}, hits={self.hits!r}, "
+                f"processes={self.processes!r}, commands={self.commands!r}, seconds={self.seconds!r})")
 
     @contextlib.contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -82,12 +110,15 @@ def run_tool(argv: Sequence[str], stats: Optional[Stats], cwd: Optional[Union[st
 
 
 def sha1_bytes(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()
+    if len(data) >= _BIG_FILE:
+        import hashlib
+        return hashlib.sha1(data).hexdigest()
+    return _sha1(data).hexdigest()
 
 
 def sha1_text(*parts: object) -> str:
     """Digest of a sequence of values (each converted with repr, separated)."""
-    h = hashlib.sha1()
+    h = _sha1()
     for p in parts:
         h.update(repr(p).encode("utf-8"))
         h.update(b"\0")
@@ -108,6 +139,6 @@ def file_digest(path: Union[str, Path]) -> str:
     if hit is not None and hit[0] == sig:
         return hit[1]
     with open(p, "rb") as f:
-        d = hashlib.sha1(f.read()).hexdigest()
+        d = sha1_bytes(f.read())
     _digests[p] = (sig, d)
     return d

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Union
 
 from ..signature import ARG_SLOTS, SLOT_SIZE, Signature
 from ._common import build_error, run_tool
@@ -25,8 +23,9 @@ __all__ = ["BinaryObject", "Section", "Symbol"]
 StrPath = Union[str, "os.PathLike[str]"]
 
 
-@dataclass(frozen=True)
-class Section:
+# Section and Symbol are NamedTuples (immutable, as the frozen dataclasses
+# they were): defining a dataclass costs ~1 ms at import.
+class Section(NamedTuple):
     """An allocatable section of the image."""
 
     name: str
@@ -40,8 +39,7 @@ class Section:
         return self.address + self.size
 
 
-@dataclass(frozen=True)
-class Symbol:
+class Symbol(NamedTuple):
     """A symbol of the linked ELF."""
 
     name: str
@@ -59,7 +57,7 @@ class BinaryObject:
                  entry_points: Dict[str, int], signatures: Dict[str, Signature],
                  sections: List[Section], symbols: List[Symbol], elf_path: Optional[str] = None,
                  objdump: Optional[str] = None, entry_symbols: Optional[Dict[str, str]] = None,
-                 firmware_elf: Optional[str] = None) -> None:
+                 firmware_elf: Optional[str] = None, source_dir: Optional[str] = None) -> None:
         self.data = data
         self.base_address = base_address
         self.args_address = args_address
@@ -70,6 +68,8 @@ class BinaryObject:
         self.elf_path = elf_path
         self.entry_symbols = dict(entry_symbols or {})
         self.firmware_elf = firmware_elf
+        #: the kernel's folder: the DWARF names its files relative to it ("./k.c")
+        self.source_dir = source_dir
         self._objdump = objdump
 
     @classmethod
@@ -97,7 +97,8 @@ class BinaryObject:
                    entry_points=entries, signatures=prepared.signatures, sections=sections,
                    symbols=symbols, elf_path=os.fspath(elf),
                    objdump=toolchain.tool("objdump") if toolchain else None,
-                   entry_symbols=prepared.entry_symbols, firmware_elf=prepared.firmware_elf)
+                   entry_symbols=prepared.entry_symbols, firmware_elf=prepared.firmware_elf,
+                   source_dir=os.path.dirname(prepared.source) if prepared.source else None)
 
     # -- addresses --
 
@@ -208,8 +209,10 @@ class BinaryObject:
         argv = [self._objdump, "-d"]
         if source_intermix:
             argv.append("-S")
-        argv.append(self.elf_path)
-        code, text = run_tool(argv, None)
+        argv.append(os.path.abspath(self.elf_path))
+        # the DWARF names the kernel's files relative to its folder: run there
+        cwd = self.source_dir if self.source_dir and os.path.isdir(self.source_dir) else None
+        code, text = run_tool(argv, None, cwd=cwd)
         if code != 0:
             raise build_error("objdump failed", text)
         if output is not None:
@@ -224,6 +227,7 @@ class BinaryObject:
         """Copy the linked ELF (with symbols and DWARF) out of the cache."""
         if not self.elf_path:
             raise build_error("save_elf(): this binary has no ELF")
+        import shutil
         shutil.copyfile(self.elf_path, path)
 
     def save_metadata(self, path: StrPath) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -38,13 +37,21 @@ StrPath = Union[str, "os.PathLike[str]"]
 _warned: set = set()  # one warning per missing ROM per process
 
 
-@dataclass
 class _Source:
-    path: str
-    lang: str
-    digest: str
-    stem: str
-    objdir: Optional[Path] = None  # set once compiled (or found in the cache)
+    """One source file of a kernel (a plain class: defining a dataclass costs
+    ~1 ms, on the path of every process's first load)."""
+
+    __slots__ = ("path", "lang", "digest", "stem", "objdir")
+
+    def __init__(self, path: str, lang: str, digest: str, stem: str) -> None:
+        self.path = path
+        self.lang = lang
+        self.digest = digest
+        self.stem = stem
+        self.objdir: Optional[Path] = None  # set once compiled (or found in the cache)
+
+    def __repr__(self) -> str:
+        return f"_Source({self.path!r}, {self.lang!r})"
 
     @property
     def obj(self) -> Path:
@@ -104,6 +111,16 @@ class PreparedBuild:
         return cls(**d)
 
 
+def _here(prep: PreparedBuild, entry: Path, sources: List[_Source]) -> PreparedBuild:
+    """``prep`` naming this kernel's files (a cached pass 1 may come from an
+    identical copy of the kernel in another folder)."""
+    paths = [s.path for s in sources]
+    if prep.source == str(entry) and prep.sources == paths:
+        return prep
+    from dataclasses import replace
+    return replace(prep, source=str(entry), sources=paths)
+
+
 def _sig_to_json(s: Signature) -> dict:
     return asdict(s)
 
@@ -128,6 +145,37 @@ def _parse_depfile(text: str) -> List[str]:
     return deps
 
 
+def _rmtree(path: Path) -> None:
+    import shutil  # only builds that ran a tool have a work folder to remove
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _relocatable(text: str, folder: str) -> str:
+    """``text`` with the kernel's folder replaced by a placeholder (cache keys
+    that hold wherever the folder is)."""
+    if folder not in text:
+        return text
+    return re.sub(re.escape(folder) + r"(?=$|[/\\\s\"'=:;,])", "<entry>", text)
+
+
+def _mentions(path: Path, folder: str) -> bool:
+    """True when the file's bytes contain ``folder`` (e.g. through __FILE__)."""
+    try:
+        return os.fsencode(folder) in path.read_bytes()
+    except OSError:
+        return True
+
+
+def _listing(folder: Path) -> List[str]:
+    """The names in the kernel's folder (hidden ones aside): a copy of the
+    folder elsewhere may reuse cached objects only if it holds the same names,
+    so no new file can change what an #include finds."""
+    try:
+        return sorted(n for n in os.listdir(folder) if not n.startswith("."))
+    except OSError:
+        return []
+
+
 def _normalise_opt(opt: str) -> str:
     if not _OPT.match(opt.strip()):
         raise ValueError(f"optimization: expected one of O0 O1 O2 O3 Os Og Oz Ofast, got {opt!r}")
@@ -145,6 +193,26 @@ def _hint_for_link_error(output: str, firmware: Optional[str]) -> str:
     return ("\nhint: built without a firmware ELF (use_firmware_elf=False or none available): only "
             "picolibc and libgcc are linked in; printf/malloc need the device's firmware "
             "(use_firmware_elf=True)")
+
+
+_FIRST_MARKER = r'#\s*\d+\s+"((?:[^"\\]|\\.)*)"'  # compiled on first use (re caches it)
+
+
+def _preprocessed_text(s: _Source) -> str:
+    """The preprocessed source gcc kept, naming this source's folder: the
+    object may have been compiled from an identical copy of the kernel
+    elsewhere, whose folder the line markers name (the first one names the
+    source as gcc was given it)."""
+    pre = s.preprocessed
+    if not pre or not pre.is_file():
+        return ""
+    text = pre.read_text(errors="replace")
+    m = re.match(_FIRST_MARKER, text)
+    if m and os.path.basename(m.group(1)) == os.path.basename(s.path):
+        origin, here = os.path.dirname(m.group(1)), os.path.dirname(s.path)
+        if origin and origin != here:
+            text = text.replace(f'"{origin}{os.sep}', f'"{here}{os.sep}')
+    return text
 
 
 class _LazyUnits:
@@ -251,21 +319,44 @@ class Builder:
     def _index_key(self, src: _Source, flags: List[str]) -> str:
         return sha1_text("src", src.path, src.digest, flags, self.toolchain.identity)
 
-    def _lookup_object(self, src: _Source, flags: List[str]) -> Optional[Path]:
+    def _portable_key(self, src: _Source, flags: List[str], entry_dir: str) -> str:
+        """The index key of a source wherever its folder is: name, content and
+        flags with the folder replaced by a placeholder."""
+        return sha1_text("src-p", os.path.basename(src.path), src.digest,
+                         [_relocatable(f, entry_dir) for f in flags], self.toolchain.identity)
+
+    def _lookup_object(self, src: _Source, flags: List[str], entry_dir: str,
+                       listing: List[str]) -> Optional[Path]:
+        """The cached object of ``src`` or None: first the record of this very
+        path, then one compiled from an identical copy of the kernel's folder
+        elsewhere (same file names; files of the folder it includes compared
+        by content at their new place; its object must not embed its folder)."""
         rec = self.cache.read_json(self.cache.path("src", self._index_key(src, flags) + ".json"))
-        if not rec:
-            return None
-        for path, size, mtime, digest in rec["deps"]:
-            try:
-                st = os.stat(path)
-            except OSError:
+        if not rec or not self._deps_unchanged(rec["deps"]):
+            rec = self.cache.read_json(self.cache.path("src", self._portable_key(src, flags, entry_dir)
+                                                       + ".json"))
+            if not rec or not rec.get("portable") or rec.get("listing") != listing:
                 return None
-            if (st.st_size, st.st_mtime_ns) != (size, mtime) and file_digest(path) != digest:
+            pre = (rec.get("dir") or "") + os.sep
+            deps = [[entry_dir + os.sep + p[len(pre):] if p.startswith(pre) else p, *rest]
+                    for p, *rest in rec["deps"]]
+            if not self._deps_unchanged(deps):
                 return None
         objdir = self.cache.path("obj", rec["obj"])
         return objdir if (objdir / f"{src.stem}.o").is_file() else None
 
-    def _compile(self, todo: List[Tuple[_Source, List[str]]]) -> str:
+    @staticmethod
+    def _deps_unchanged(deps) -> bool:
+        for path, size, mtime, digest in deps:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return False
+            if (st.st_size, st.st_mtime_ns) != (size, mtime) and file_digest(path) != digest:
+                return False
+        return True
+
+    def _compile(self, todo: List[Tuple[_Source, List[str]]], entry_dir: str, listing: List[str]) -> str:
         """Compile the sources in ``todo`` (grouped so each gcc call has one flag
         set and unique stems); publish each object. Returns warnings text."""
         warnings = []
@@ -281,8 +372,13 @@ class Builder:
             flags = g[0][1]
             tmp = self.cache.tmpdir()
             try:
+                # DWARF names the sources relative to their folder ("./k.c"),
+                # so the object does not depend on where the folder is. The
+                # last matching map wins: the work folder's (which may lie
+                # inside the kernel's folder) comes last.
                 argv = [self.toolchain.gcc, *flags, "-c", "-MD", "-save-temps",
-                        f"-fdebug-prefix-map={tmp}=.", *(s.path for s, _ in g)]
+                        f"-fdebug-prefix-map={entry_dir}=.", f"-fdebug-prefix-map={tmp}=.",
+                        *(s.path for s, _ in g)]
                 log.log(INFO_VERBOSE, "Compiling %s", ", ".join(os.path.basename(s.path) for s, _ in g))
                 with self.cache.stats.timed("compile"):
                     code, out = run_tool(argv, self.cache.stats, cwd=tmp)
@@ -293,12 +389,13 @@ class Builder:
                 if out.strip():
                     warnings.append(out)
                 for s, fl in g:
-                    self._publish_object(tmp, s, fl)
+                    self._publish_object(tmp, s, fl, entry_dir, listing)
             finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+                _rmtree(tmp)
         return "".join(warnings)
 
-    def _publish_object(self, tmp: Path, s: _Source, flags: List[str]) -> None:
+    def _publish_object(self, tmp: Path, s: _Source, flags: List[str], entry_dir: str,
+                        listing: List[str]) -> None:
         dfile = tmp / f"{s.stem}.d"
         deps = _parse_depfile(dfile.read_text()) if dfile.is_file() else []
         deps = list(dict.fromkeys([s.path, *(os.path.abspath(os.path.join(tmp, d)) if not os.path.isabs(d)
@@ -307,15 +404,25 @@ class Builder:
         for d in deps:
             st = os.stat(d)
             dep_rows.append([d, st.st_size, st.st_mtime_ns, file_digest(d)])
-        objkey = sha1_text("obj", s.path, flags, self.toolchain.identity, [r[0::3] for r in dep_rows])
+        # Portable: the object is the same bytes wherever the folder is (no
+        # __FILE__ or -D naming it; LTO objects carry the paths in their IR).
+        portable = "-flto" not in flags and not _mentions(tmp / f"{s.stem}.o", entry_dir)
+        if portable:
+            objkey = sha1_text("obj-p", os.path.basename(s.path), [_relocatable(f, entry_dir) for f in flags],
+                               self.toolchain.identity, [[_relocatable(r[0], entry_dir), r[3]] for r in dep_rows])
+        else:
+            objkey = sha1_text("obj", s.path, flags, self.toolchain.identity, [r[0::3] for r in dep_rows])
         work = self.cache.tmpdir()
         for ext in (".o", ".i", ".ii", ".d"):
             f = tmp / f"{s.stem}{ext}"
             if f.is_file():
                 os.replace(f, work / f.name)
         s.objdir = self.cache.publish_dir(work, self.cache.path("obj", objkey))
-        self.cache.write_json(self.cache.path("src", self._index_key(s, flags) + ".json"),
-                              {"source": s.path, "obj": objkey, "deps": dep_rows})
+        rec = {"source": s.path, "obj": objkey, "deps": dep_rows, "dir": entry_dir,
+               "portable": portable, "listing": listing}
+        self.cache.write_json(self.cache.path("src", self._index_key(s, flags) + ".json"), rec)
+        if portable:
+            self.cache.write_json(self.cache.path("src", self._portable_key(s, flags, entry_dir) + ".json"), rec)
 
     # -- prepare -----------------------------------------------------------------------------
 
@@ -355,9 +462,11 @@ class Builder:
         # objects: from the cache, or compiled (all missing ones in one process)
         flagsets = {s.path: self._flags(s.lang, opt, lto, extra_cflags, include_dirs, entry.parent)
                     for s in sources}
+        entry_dir = str(entry.parent)
+        listing = _listing(entry.parent)
         todo = []
         for s in sources:
-            s.objdir = self._lookup_object(s, flagsets[s.path])
+            s.objdir = self._lookup_object(s, flagsets[s.path], entry_dir, listing)
             if s.objdir is None:
                 todo.append((s, flagsets[s.path]))
         warnings = ""
@@ -365,37 +474,37 @@ class Builder:
             with self.cache.lock("compile-" + sha1_text(*(s.path for s, _ in todo))[:16]):
                 still = []
                 for s, fl in todo:
-                    s.objdir = self._lookup_object(s, fl)
+                    s.objdir = self._lookup_object(s, fl, entry_dir, listing)
                     if s.objdir is None:
                         still.append((s, fl))
                 if still:
-                    warnings = self._compile(still)
+                    warnings = self._compile(still, entry_dir, listing)
 
         objkeys = [s.objdir.name for s in sources]  # type: ignore[union-attr]
         libs = list(tc.libgcc) if fw else [*tc.libc, *tc.libgcc]
         key = sha1_text("p1", WRAPPER_VERSION, objkeys, names, lto, opt, tc.identity,
-                        file_digest(fw) if fw else None, libs,
+                        self.cache.stat_digest(fw) if fw else None, libs,
                         self.config.get("linker"), self.config.get("compiler", "cflags"))
         mem = self._prepared.get(key)
         if mem is not None and os.path.isdir(mem.build_dir):
             self.cache.stats.hits += 1
-            return mem
+            return _here(mem, entry, sources)
         p1 = self.cache.path("p1", key)
         rec = self.cache.read_json(p1 / "prepared.json")
         if rec is not None:
             prep = PreparedBuild.from_json(rec)
             prep.from_cache = True
             self.cache.stats.hits += 1
-            log.log(INFO_VERBOSE, "Pass 1: cached (%d bytes)", prep.size)
+            log.debug("pass 1: cached (%d bytes)", prep.size)
             self._prepared[key] = prep
-            return prep
+            return _here(prep, entry, sources)
         if not fw and not tc.libc:
             log.warning("no libc for this toolchain (%s): kernels without a firmware ELF get "
                         "libgcc only", tc.profile)
         with self.cache.lock("p1-" + key[:16]):
             rec = self.cache.read_json(p1 / "prepared.json")
             if rec is not None:
-                prep = PreparedBuild.from_json(rec)
+                prep = _here(PreparedBuild.from_json(rec), entry, sources)
             else:
                 prep = self._pass1(entry, sources, names, opt, lto, fw, libs, key, warnings)
         self._prepared[key] = prep
@@ -410,9 +519,7 @@ class Builder:
         if not hl:
             raise build_error(f"{sources[0].path}: an assembly-only kernel has no C prototype to "
                               f"read the signature from; add a .c file declaring it")
-        units = _LazyUnits(hl, lambda s: parse_unit(
-            s.path, s.preprocessed.read_text(errors="replace")
-            if s.preprocessed and s.preprocessed.is_file() else "", s.lang, names))
+        units = _LazyUnits(hl, lambda s: parse_unit(s.path, _preprocessed_text(s), s.lang, names))
         srcnames = [os.path.basename(s.path) for s in sources]
         asm = [Path(s.path).read_text(errors="replace") for s in sources if s.lang.startswith("asm")]
         for n in names:
@@ -434,7 +541,7 @@ class Builder:
             (tmp / "pass1.ld").write_text(linker_script(code_addr, args_addr, syms.values()))
             tc = self.toolchain
             wflags = [*tc.arch_flags, opt, *(cfg.get("compiler", "cflags") or []), "-frandom-seed=p4jit",
-                      f"-fdebug-prefix-map={tmp}=."]
+                      f"-fdebug-prefix-map={entry.parent}=.", f"-fdebug-prefix-map={tmp}=."]
             if lto:
                 wflags += ["-flto", "-flto-partition=one"]
             objs = [str(s.obj) for s in sources]
@@ -442,7 +549,7 @@ class Builder:
                     *self._ld_options("pass1.ld", syms.values(), prefix="-Wl,"),
                     *objs, "wrapper.s", *(["-Wl,-R," + str(fw)] if fw else []),
                     "-Wl,--start-group", *libs, "-Wl,--end-group", "-o", "pass1.elf"]
-            log.log(INFO_VERBOSE, "Pass 1: Preliminary Build (link at 0x%08X)", code_addr)
+            log.debug("pass 1: linking at 0x%08X", code_addr)
             with self.cache.stats.timed("pass1"):
                 code, out = run_tool(argv, self.cache.stats, cwd=tmp)
             self.cache.stats.links += 1
@@ -483,11 +590,11 @@ class Builder:
             self.cache.write_json(tmp / "prepared.json", prep.to_json())
             self.cache.publish_dir(tmp, final)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp)
             raise
         if warnings.strip():
             log.warning("%s", warnings.rstrip())
-        log.log(INFO_VERBOSE, "Pass 1: %d bytes, alignment %d", size, align)
+        log.debug("pass 1: %d bytes, alignment %d", size, align)
         return prep
 
     @staticmethod
@@ -566,7 +673,7 @@ class Builder:
         out = self.cache.path("p2", prepared.key, f"{code_addr:08X}_{args_addr:08X}.elf")
         if out.is_file():
             self.cache.stats.hits += 1
-            log.log(INFO_VERBOSE, "Pass 2: cached link at 0x%08X", code_addr)
+            log.debug("pass 2: cached link at 0x%08X", code_addr)
             return self._binary(prepared, out, code_addr, args_addr)
         tmp = self.cache.tmpdir()
         try:
@@ -577,7 +684,7 @@ class Builder:
                     *(f"--defsym={d}=0" for d in prepared.defsyms),
                     *prepared.link_inputs, *(["-R", fw] if fw else []),
                     "--start-group", *prepared.libs, "--end-group", "-o", "image.elf"]
-            log.log(INFO_VERBOSE, "Pass 2: Re-linking at 0x%08X (args 0x%08X)", code_addr, args_addr)
+            log.debug("pass 2: linking at 0x%08X (args 0x%08X)", code_addr, args_addr)
             with self.cache.stats.timed("pass2"):
                 code, text = run_tool(argv, self.cache.stats, cwd=tmp)
             self.cache.stats.links += 1
@@ -585,7 +692,7 @@ class Builder:
                 raise build_error("linking (pass 2) failed:", text + _hint_for_link_error(text, fw), argv)
             self.cache.publish_file(tmp / "image.elf", out)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp)
         binary = self._binary(prepared, out, code_addr, args_addr)
         if binary.total_size != prepared.size:
             raise build_error(f"internal error: pass 2 is {binary.total_size} bytes, pass 1 measured "

@@ -9,6 +9,7 @@ dir), version-stamped so a format change never reads old entries::
     v1/p2/<key>/<code>_<args>.elf   pass-2 links, one per address pair
     v1/tmp/                work folders, renamed into place when complete
     toolchain/<id>.json    facts about a compiler binary (kept by clear())
+    digests/<h>.json       digests of big files (firmware ELFs) by path and stat (kept by clear())
 
 Writers build everything in a private temp folder and publish it with one
 ``rename``; a reader sees a complete entry or none. Two processes building the
@@ -20,12 +21,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
-from ._common import Stats, log
+from ._common import Stats, log, sha1_text
 
 try:
     import fcntl
@@ -35,6 +34,9 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = ["BuildCache", "FORMAT"]
 
 FORMAT = "v1"
+
+# (path, algorithm) -> (stat stamp, hex digest), per process
+_stat_digests: Dict[Tuple[str, str], Tuple[list, str]] = {}
 
 
 class BuildCache:
@@ -53,6 +55,8 @@ class BuildCache:
     def tmpdir(self) -> Path:
         """A fresh private work folder inside the cache (same filesystem as the
         entries, so publishing is a rename)."""
+        import tempfile  # not on the cache-hit path
+
         t = self.base / "tmp"
         t.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=t))
@@ -68,6 +72,7 @@ class BuildCache:
         except OSError:
             if not final.is_dir():
                 raise
+            import shutil
             shutil.rmtree(tmp, ignore_errors=True)
         return final
 
@@ -85,11 +90,43 @@ class BuildCache:
 
     def write_json(self, path: Path, obj: Any) -> None:
         """Atomically (temp file + rename) write JSON."""
+        import tempfile
+
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=1, sort_keys=True)
         os.replace(tmp, path)
+
+    # -- digests of big files --
+
+    def stat_digest(self, path: Union[str, os.PathLike], algorithm: str = "sha1") -> str:
+        """Hex digest of a file's contents, kept (in this process and in the
+        cache) by path, size, mtime and inode: a firmware ELF of half a MiB is
+        hashed once, not by every process that links against it."""
+        p = os.path.abspath(path)
+        st = os.stat(p)
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        hit = _stat_digests.get((p, algorithm))
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        memo = self.root / "digests" / f"{sha1_text('digest', p, algorithm)}.json"
+        rec = self.read_json(memo)
+        if isinstance(rec, dict) and rec.get("stamp") == stamp and isinstance(rec.get("digest"), str):
+            digest = rec["digest"]
+        else:
+            import hashlib
+            h = hashlib.new(algorithm)
+            with open(p, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            digest = h.hexdigest()
+            try:
+                self.write_json(memo, {"path": p, "algorithm": algorithm, "stamp": stamp, "digest": digest})
+            except OSError:
+                pass  # a read-only cache only costs the hashing
+        _stat_digests[(p, algorithm)] = (stamp, digest)
+        return digest
 
     # -- locking --
 
@@ -126,6 +163,7 @@ class BuildCache:
                 os.rename(self.base, trash)
             except OSError:
                 trash = self.base
+            import shutil
             shutil.rmtree(trash, ignore_errors=True)
         log.debug("build cache cleared: %s (%d entries)", self.base, count)
         return count

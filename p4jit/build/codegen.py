@@ -12,10 +12,12 @@ all sharing the buffer.
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Iterable, List, Sequence, Tuple
 
 from ..signature import WIDE_DTYPES
-from .cparse import EntryInfo
+
+if TYPE_CHECKING:  # pragma: no cover - the parser is imported only when a signature is read
+    from .cparse import EntryInfo
 
 __all__ = ["ARGS_SYMBOL", "END_SYMBOL", "wrapper_symbol", "wrapper_source", "linker_script",
            "WRAPPER_VERSION"]

@@ -19,25 +19,65 @@ __all__ = ["BuildConfig", "load_config", "user_cache_dir", "NUMPY_TYPES"]
 
 ConfigLike = Union["BuildConfig", Mapping[str, Any], str, os.PathLike, None]
 
-# Parsed YAML files, by (path, mtime_ns, size): loading the defaults costs a
-# few ms with pure-Python YAML, a cache hit must not pay that every time.
-_yaml_memo: Dict[Tuple[str, int, int], Dict[str, Any]] = {}
+# Parsed YAML files, by (path, mtime_ns, size, inode). Importing PyYAML and
+# parsing costs tens of ms, which a cache hit must not pay: the parse is
+# memoised in this process and, as JSON, in ``<user cache dir>/config/`` for
+# the next one (stale as soon as the YAML file's stat changes).
+_yaml_memo: Dict[Tuple[str, int, int, int], Dict[str, Any]] = {}
+_MEMO_FORMAT = 1
+
+
+def _memo_file(path: str) -> Path:
+    from ._common import sha1_text
+
+    return user_cache_dir() / "config" / (sha1_text("yaml", path)[:20] + ".json")
 
 
 def _read_yaml(path: Path) -> Dict[str, Any]:
+    import json
+
     st = path.stat()
-    key = (str(path), st.st_mtime_ns, st.st_size)
+    spath = str(path.absolute())
+    key = (spath, st.st_mtime_ns, st.st_size, st.st_ino)
     hit = _yaml_memo.get(key)
     if hit is None:
-        import yaml
-
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        with open(path, "r", encoding="utf-8") as f:
-            hit = yaml.load(f, Loader=loader) or {}
-        if not isinstance(hit, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level, got {type(hit).__name__}")
+        memo = _memo_file(spath)
+        stamp = [_MEMO_FORMAT, *key]
+        try:
+            with open(memo, "r", encoding="utf-8") as f:
+                rec = json.load(f)
+            if rec.get("stamp") == stamp and isinstance(rec.get("data"), dict):
+                hit = rec["data"]
+        except (OSError, ValueError, AttributeError):
+            pass
+        if hit is None:
+            hit = _parse_yaml(path)
+            try:
+                text = json.dumps({"stamp": stamp, "data": hit})
+                if json.loads(text)["data"] == hit:  # only what JSON carries unchanged
+                    memo.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+                    tmp.write_text(text, encoding="utf-8")
+                    os.replace(tmp, memo)
+            except (OSError, TypeError, ValueError):
+                pass  # a read-only cache dir only costs the parse
         _yaml_memo[key] = hit
     return copy.deepcopy(hit)
+
+
+def _parse_yaml(path: Path) -> Dict[str, Any]:
+    import yaml
+
+    # The pure-Python loader: parsing happens once per file version (see
+    # _read_yaml), and libyaml's CSafeLoader breaks when PyYAML is imported a
+    # second time in one process (its C module keeps the first import's node
+    # classes), as pytest's in-process runs of the plugin tests do.
+    loader = yaml.SafeLoader
+    with open(path, "r", encoding="utf-8") as f:
+        data = yaml.load(f, Loader=loader) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
 
 
 def _merge(base: Dict[str, Any], over: Mapping[str, Any]) -> Dict[str, Any]:
