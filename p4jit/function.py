@@ -12,8 +12,6 @@ image and one argument buffer, and are attributes of the module.
 """
 from __future__ import annotations
 
-import inspect
-import keyword
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional
@@ -239,9 +237,12 @@ class JITFunction:
     # ---- facts -----------------------------------------------------------------
 
     @property
-    def __signature__(self) -> inspect.Signature:
+    def __signature__(self) -> "inspect.Signature":
         """The C parameters as a Python signature (for ``help``, ``func?`` in
         Jupyter, IDEs); annotations are the C types."""
+        import inspect  # only when asked: a slow import
+        import keyword
+
         if not self.smart_args:
             return inspect.Signature([inspect.Parameter("args_blob", inspect.Parameter.POSITIONAL_ONLY,
                                                         annotation="bytes")], return_annotation="int")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 import warnings
 import weakref
@@ -100,8 +99,6 @@ class P4JIT:
                  timeout: float = 5.0, budget_ms: Optional[int] = None,
                  console: Union[bool, Callable[[str], None]] = True,
                  sim_args: Sequence[str] = ()) -> None:
-        from .runtime import Device  # deferred: keeps "import p4jit" light
-
         t0 = time.perf_counter()
         self._closed = True
         self._owned: "weakref.WeakSet[Any]" = weakref.WeakSet()
@@ -110,11 +107,25 @@ class P4JIT:
         self._console = console
         self._config_path = config_path
         self._builder = None
+        self._builder_error: Optional[BaseException] = None
         self._warned_no_fw = False
-        # Importing the build pipeline and reading its config takes tens of ms;
-        # do it while the device (or the virtual one) starts up and answers.
-        self._builder_job: Optional[_Job] = _Job(self._make_builder)
-        device = Device(port, timeout, console=self._on_console, sim_args=tuple(sim_args))
+        # Open the port first: a virtual device is a process that needs ~15 ms
+        # to come up, so start it, then import the rest of the runtime and set
+        # up the build pipeline (config, cache) while it boots, then shake hands.
+        from .runtime.connection import open_transport  # deferred: keeps "import p4jit" light
+
+        transport = open_transport(port, sim_args=tuple(sim_args))
+        try:
+            try:
+                self._builder = self._make_builder()
+            except Exception as e:  # e.g. a broken config file: reported by the first load
+                self._builder_error = e
+            from .runtime.device import Device
+
+            device = Device(transport, timeout, console=self._on_console)
+        except BaseException:
+            transport.close()
+            raise
         self.session = Session(device)
         self._closed = False
         _log.info("Connected to %s (protocol v%s) in %.0f ms",
@@ -130,10 +141,12 @@ class P4JIT:
 
     @property
     def builder(self):
-        """The :class:`p4jit.build.Builder` (made while the device connects)."""
+        """The :class:`p4jit.build.Builder` (made while a virtual device boots)."""
         if self._builder is None:
-            job, self._builder_job = self._builder_job, None
-            self._builder = job.result() if job is not None else self._make_builder()
+            error, self._builder_error = self._builder_error, None
+            if error is not None:
+                raise error
+            self._builder = self._make_builder()
         return self._builder
 
     def _make_builder(self):
@@ -309,7 +322,7 @@ class P4JIT:
                 path = Path(conf).expanduser()
         build_id = bytes(getattr(device.info, "build_id", b"") or b"")
         if path.is_file() and any(build_id):
-            digest = _sha256_of(path)
+            digest = _sha256_of(path, self._builder)
             if digest != build_id[:len(digest)]:
                 raise FirmwareMismatchError(
                     f"the firmware ELF {path} is not what runs on {device.port}: its SHA-256 is "
@@ -439,9 +452,16 @@ class FirmwareMismatchError(P4JITError):
 _sha_memo: Dict[Any, bytes] = {}
 
 
-def _sha256_of(path: Path) -> bytes:
+def _sha256_of(path: Path, builder=None) -> bytes:
     """SHA-256 of a file, memoised by (path, mtime, size): ESP-IDF reports its
-    app ELF's SHA-256 as the build id; the virtual device its ROM ELF's."""
+    app ELF's SHA-256 as the build id; the virtual device its ROM ELF's. With a
+    builder, kept in its cache too (by path and stat), so a new process does
+    not hash the half-MiB ROM again."""
+    if builder is not None:
+        try:
+            return bytes.fromhex(builder.cache.stat_digest(path, "sha256"))
+        except (OSError, ValueError):
+            pass
     st = path.stat()
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     digest = _sha_memo.get(key)
@@ -453,31 +473,6 @@ def _sha256_of(path: Path) -> bytes:
                 h.update(block)
         digest = _sha_memo[key] = h.digest()
     return digest
-
-
-class _Job:
-    """Run ``fn`` on a daemon thread; :meth:`result` waits and returns its value
-    or raises its exception in the caller."""
-
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        self._fn = fn
-        self._value: Any = None
-        self._error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, name="p4jit-builder-init", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._value = self._fn()
-        except BaseException as e:  # handed to the caller of result()
-            self._error = e
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-        return self._value
 
 
 def format_heap_stats(stats: Dict[str, int]) -> str:

@@ -24,12 +24,8 @@ from __future__ import annotations
 
 import logging
 import os
-import select
-import shutil
-import socket
 import subprocess
 import sys
-import threading
 from typing import List, Optional, Sequence
 
 from .. import _core, _paths
@@ -104,7 +100,7 @@ def _stop_process(proc: subprocess.Popen, grace: float = 1.0) -> None:
             except OSError:
                 pass
         try:
-            proc.wait(timeout=grace)
+            _wait_exit(proc, grace)
             break
         except subprocess.TimeoutExpired:
             continue
@@ -116,11 +112,31 @@ def _stop_process(proc: subprocess.Popen, grace: float = 1.0) -> None:
                 pass
 
 
+def _wait_exit(proc: subprocess.Popen, timeout: float) -> None:
+    """``proc.wait(timeout)``, but woken the moment the process exits (a pidfd
+    on Linux) instead of by Popen's polling, whose sleeps double up to 50 ms."""
+    if proc.returncode is None and hasattr(os, "pidfd_open"):
+        try:
+            fd = os.pidfd_open(proc.pid)
+        except OSError:
+            pass
+        else:
+            try:
+                import select
+                ready = select.select([fd], [], [], timeout)[0]
+            finally:
+                os.close(fd)
+            if not ready:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+    proc.wait(timeout=timeout)
+
+
 # ---- the virtual device -------------------------------------------------------------
 
 def _sim_command(mode_args: Sequence[str], extra: Sequence[str] = ()) -> List[str]:
     exe = _paths.sim_executable()
     if not exe.is_file() or not os.access(exe, os.X_OK):
+        import shutil
         found = shutil.which("p4jit-sim")
         if not found:
             raise DeviceConnectionError(
@@ -139,12 +155,15 @@ def spawn_sim(*, v1: bool = False, pty: bool = False, extra_args: Sequence[str] 
     flags = ["--v1"] if v1 else []
     if pty:
         return _spawn_sim_pty(flags + list(extra_args))
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # _socket, not socket: the wrapper module costs ~3 ms of imports (enum
+    # conversions) and the transport only needs the fd and close().
+    import _socket
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         for s in (ours, theirs):
-            for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            for opt in (_socket.SO_SNDBUF, _socket.SO_RCVBUF):
                 try:
-                    s.setsockopt(socket.SOL_SOCKET, opt, SIM_SOCKET_BUFFER)
+                    s.setsockopt(_socket.SOL_SOCKET, opt, SIM_SOCKET_BUFFER)
                 except OSError:
                     pass
         cmd = _sim_command(["--fd", str(theirs.fileno())], flags + list(extra_args))
@@ -173,6 +192,7 @@ def _spawn_sim_pty(extra: Sequence[str]) -> Transport:
                 f"p4jit-sim --pty did not print its pseudo-terminal path (got {line!r}); is "
                 f"{cmd[0]} a p4jit-sim build with --pty support?")
         # Keep draining its stdout so the sim never blocks on a full pipe.
+        import threading
         threading.Thread(target=_drain, args=(proc.stdout,), daemon=True,
                          name="p4jit-sim-stdout").start()
         t = _open_serial(path, port=f"sim:pty", description=f"virtual ESP32-P4 on {path} (pid {proc.pid})")
@@ -185,6 +205,7 @@ def _spawn_sim_pty(extra: Sequence[str]) -> Transport:
 
 
 def _read_line(proc: subprocess.Popen, timeout: float) -> bytes:
+    import select
     fd = proc.stdout.fileno()
     buf = b""
     deadline = _now() + timeout
@@ -236,6 +257,8 @@ def _open_serial(path: str, *, port: str, description: str) -> Transport:
 
 def list_candidate_ports() -> List[str]:
     """Serial ports worth probing, Espressif USB devices first."""
+    if sys.platform.startswith("linux") and not _linux_usb_serial_nodes():
+        return []  # the common no-board case, without pyserial's ~20 ms sysfs scan
     try:
         from serial.tools import list_ports
     except ImportError:  # pragma: no cover
@@ -250,6 +273,16 @@ def list_candidate_ports() -> List[str]:
         rank = 0 if p.vid == ESPRESSIF_VID else 1 if usb else 2
         ranked.append((rank, name))
     return [n for _, n in sorted(ranked)]
+
+
+def _linux_usb_serial_nodes() -> bool:
+    """True if /dev holds a node that can be a USB serial port (the only kind
+    :func:`list_candidate_ports` keeps on Linux: cdc-acm, usb-serial, Exar)."""
+    try:
+        names = os.listdir("/dev")
+    except OSError:
+        return True  # cannot tell: let pyserial look
+    return any(n.startswith(("ttyACM", "ttyUSB", "ttyXRUSB")) for n in names)
 
 
 def find_board(timeout: float = PROBE_TIMEOUT, ports: Optional[Sequence[str]] = None) -> Optional[Transport]:

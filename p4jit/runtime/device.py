@@ -12,8 +12,7 @@ import struct
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .. import _core
 from ..errors import DeviceConnectionError, P4JITError
@@ -32,9 +31,12 @@ _U32X4 = struct.Struct("<IIII")
 
 
 # ---- descriptions --------------------------------------------------------------------------
+#
+# Immutable records are NamedTuples, not frozen dataclasses: a dataclass costs
+# ~1 ms to define (it compiles its methods), and this module is imported while
+# a virtual device boots, on the path of every P4JIT().
 
-@dataclass(frozen=True)
-class MemoryRegion:
+class MemoryRegion(NamedTuple):
     """One memory region of the device (INFO)."""
 
     base: int
@@ -47,8 +49,7 @@ class MemoryRegion:
         return self.base + self.size
 
 
-@dataclass(frozen=True)
-class DeviceInfo:
+class DeviceInfo(NamedTuple):
     """What the device says about itself (INFO), or the v1 defaults."""
 
     protocol_version: int
@@ -100,16 +101,37 @@ class DeviceInfo:
         return cls(version, caps, max_payload, table, target, build_id, tuple(regions), False)
 
 
-@dataclass
 class CallResult:
-    """What a :meth:`Device.call` returned."""
+    """What a :meth:`Device.call` returned.
 
-    a0: int
-    ret_lo: int  # args slot 30
-    ret_hi: int  # args slot 31 (the 32-bit return value)
-    cycles: int
-    instret: int
-    reads: Tuple[Any, ...] = ()
+    Attributes: ``a0``; ``ret_lo`` (args slot 30); ``ret_hi`` (args slot 31,
+    the 32-bit return value); ``cycles``; ``instret``; ``reads`` (what the
+    call read back, in the order of its ``reads``)."""
+
+    __slots__ = ("a0", "ret_lo", "ret_hi", "cycles", "instret", "reads")
+
+    def __init__(self, a0: int, ret_lo: int, ret_hi: int, cycles: int, instret: int,
+                 reads: Tuple[Any, ...] = ()) -> None:
+        self.a0 = a0
+        self.ret_lo = ret_lo
+        self.ret_hi = ret_hi
+        self.cycles = cycles
+        self.instret = instret
+        self.reads = reads
+
+    def _astuple(self) -> tuple:
+        return (self.a0, self.ret_lo, self.ret_hi, self.cycles, self.instret, self.reads)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._astuple() == other._astuple()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
+
+    def __repr__(self) -> str:
+        return (f"CallResult(a0={self.a0!r}, ret_lo={self.ret_lo!r}, ret_hi={self.ret_hi!r}, "
+                f"cycles={self.cycles!r}, instret={self.instret!r}, reads={self.reads!r})")
 
     @property
     def ret(self) -> int:
@@ -122,8 +144,7 @@ class CallResult:
         return self.ret_lo | (self.ret_hi << 32)
 
 
-@dataclass(frozen=True)
-class Allocation:
+class Allocation(NamedTuple):
     """One live device allocation of this session."""
 
     addr: int
