@@ -109,6 +109,83 @@ def test_reuploaded_code_runs_new_code(dev):
     assert (a0, n2) == (2, 4)
 
 
+# Stores to RAM pages without translated code take Unicorn's inline fast path
+# (sim_unicorn_fixes.c); a page that gets code must go back to the checked path,
+# or a store that rewrites the code would leave a stale translation behind.
+SMC_KERNEL = """
+    .section .text.entry
+    .globl f
+f:  mv t6, ra
+    li a1, 0x{page:08x}
+    sw zero, 64(a1)        # first touch of the page is a store (fast TLB entry)
+    li t0, 0x80824505      # c.li a0, 1 ; ret
+    sw t0, 0(a1)
+    jalr ra, 0(a1)         # translated here: the page now holds code
+    mv t5, a0
+    li t0, 0x80824509      # c.li a0, 2 ; ret
+    sw t0, 0(a1)           # must drop the translation
+    jalr ra, 0(a1)
+    slli t5, t5, 4
+    or a0, a0, t5
+    mv ra, t6
+    ret
+"""
+
+
+@pytest.mark.parametrize("caps", [MALLOC_CAP_SPIRAM, MALLOC_CAP_INTERNAL])
+def test_device_code_rewriting_code_on_a_data_page(dev, caps):
+    page = dev.alloc(4096, caps, 4096)
+    entry = load_kernel(dev, SMC_KERNEL.format(page=page), lang="S")
+    a0, _, _, _, n, _ = dev.call(entry)
+    assert a0 == 0x12
+    a0, _, _, _, n2, _ = dev.call(entry)  # again, with the page's TLB entry warm
+    assert (a0, n2) == (0x12, n)
+    dev.free(page)
+
+
+def test_device_code_rewriting_code_on_its_own_page(dev):
+    # The patched function sits right after the running one (same page).
+    src = """
+    .section .text.entry
+    .globl f
+f:  mv t6, ra
+    call g
+    mv t5, a0
+    la a1, g
+    li t0, 0x80824509      # c.li a0, 2 ; ret
+    sw t0, 0(a1)
+    call g
+    slli t5, t5, 4
+    or a0, a0, t5
+    mv ra, t6
+    ret
+    .balign 4
+g:  c.li a0, 1
+    ret
+"""
+    assert run(dev, src, lang="S") == 0x12
+
+
+def test_store_heavy_kernel_over_many_pages(dev):
+    # Fast stores must still land in the memory the host reads back.
+    n = 64 * 1024
+    arr = dev.alloc(n * 4, MALLOC_CAP_SPIRAM)
+    src = f"""
+ENTRY unsigned f(void){{
+    unsigned *a = (unsigned *)0x{arr:08x};
+    for (unsigned i = 0; i < {n}; i++) a[i] = i * 2654435761u;
+    unsigned s = 0;
+    for (unsigned i = 0; i < {n}; i++) s += a[i] ^ i;
+    return s;
+}}"""
+    want = sum(((i * 2654435761) & 0xFFFFFFFF) ^ i for i in range(n)) & 0xFFFFFFFF
+    assert run(dev, src) == want
+    got = struct.unpack(f"<{n}I", dev.read(arr, n * 4))
+    assert got[:3] == (0, 2654435761, (2 * 2654435761) & 0xFFFFFFFF)
+    assert got[-1] == ((n - 1) * 2654435761) & 0xFFFFFFFF
+    dev.free(arr)
+
+
 # ---- the ROM --------------------------------------------------------------------------------
 
 

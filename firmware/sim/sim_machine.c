@@ -25,6 +25,7 @@
 #include <unicorn/unicorn.h>
 
 #include "sim.h"
+#include "sim_unicorn_fixes.h"
 
 #define UC(s) ((uc_engine *)(s)->uc)
 
@@ -176,6 +177,11 @@ static bool map_ram(p4_sim_t *s, const char *name, uint32_t base, uint32_t size,
         FAIL("uc_mem_map_ptr(%s at 0x%08x, %u bytes): %s", name, base, size, uc_strerror(e));
     }
     s->ram[s->ram_count++] = (p4_sim_ram_t){name, base, size, host, code_map};
+    /* Writable RAM: stores take TCG's fast path (sim_unicorn_fixes.c). If the
+     * Unicorn linked has no such fix they stay on the slow path: slower, the
+     * same behaviour. */
+    if (prot & UC_PROT_WRITE)
+        (void)p4_sim_fast_stores_add(s->uc, base, size, host);
     return true;
 }
 
@@ -745,6 +751,7 @@ bool p4_sim_machine_arm(p4_sim_t *s, char *err, size_t errlen)
 
 void p4_sim_machine_close(p4_sim_t *s)
 {
+    p4_sim_fast_stores_reset();
     if (s->uc != NULL)
         uc_close(UC(s));
     s->uc = NULL;
