@@ -36,6 +36,13 @@ __all__ = ["P4JIT", "Session", "FirmwareMismatchError"]
 _log = get_logger(__name__)
 
 _ARGS_SIZE: int = _core.P4_ARGS_SIZE
+#: Code gets whole units of this size to itself. On the chip, the cache sync
+#: after an upload rounds out to 128-byte lines and must not touch a
+#: neighbour's data. On the virtual device, stores to a 4 KiB page that holds
+#: code take the emulator's slow path (self-modifying-code checks), so arrays
+#: sharing a page with code would run several times slower.
+_CODE_GRAIN_CHIP: int = 128
+_CODE_GRAIN_SIM: int = 4096
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -245,11 +252,13 @@ class P4JIT:
                                     optimization=optimization, use_firmware_elf=use_fw,
                                     firmware_elf=fw_elf, extra_cflags=tuple(extra_cflags),
                                     include_dirs=tuple(include_dirs))
-        align = max(alignment, prep.alignment)
+        grain = _CODE_GRAIN_SIM if device.is_simulator else _CODE_GRAIN_CHIP
+        align = max(alignment, prep.alignment, grain)
+        code_size = -(-prep.size // grain) * grain
         _log.log(INFO_VERBOSE, "Allocating device memory (code %d bytes, %s, align %d)",
-                 prep.size, caps_to_str(code_caps), align)
+                 code_size, caps_to_str(code_caps), align)
         owner = "module " + "+".join(names) if as_module else names[0]
-        code_addr = device.allocate(prep.size, code_caps, align, owner=owner)
+        code_addr = device.allocate(code_size, code_caps, align, owner=owner)
         args_addr = 0
         try:
             args_addr = device.allocate(_ARGS_SIZE, data_caps, max(16, alignment), owner=owner)
