@@ -4,8 +4,11 @@
 
 * codec: frame encode (header + copy + checksum) and incremental decode
   (64 KiB pieces, checksum verified) of 1 MiB and 8 MiB payloads, in C.
-* PING: round-trip latency over the virtual device's socketpair and pty.
+* PING: round-trip latency over the virtual device's socketpair and pty, with
+  the bounded spin (the default) and without it (P4JIT_SPIN_US=0).
 * write_memory / read_memory of 1 MiB and 8 MiB over the socketpair and pty.
+* raw pty: 8 MiB through a pseudo-terminal in C with no protocol, blocking and
+  with the Link's spin — the ceiling of the pty figures on this machine.
 
 Every figure is the median of --runs repetitions. Targets: codec >= 2 GB/s;
 PING <= 25 us on the socketpair; 8 MiB upload and download >= 400 MB/s on the
@@ -63,41 +66,61 @@ def bench_codec(runs: int, rows: list) -> None:
 
 
 def bench_raw_pty(runs: int, rows: list) -> None:
-    """The pseudo-terminal itself: 8 MiB written (blocking) into a raw pty while a
-    thread drains the other side — the ceiling any protocol over a pty has here."""
-    import os
-    import pty
-    import threading
-    import tty
+    """The pseudo-terminal itself, in C (``_core.pty_bench``): 8 MiB through a raw
+    pty pair, a writer thread against a reader, no protocol — the ceiling any
+    protocol over a pty has on this machine. Blocking read()/write(), and the
+    Link's strategy (non-blocking, bounded spin with sched_yield, then poll)."""
     size = 8 * MiB
-    data = bytes(size)
+    spin = _default_spin_us() or 200
+    for label, m2s in (("host->sim", False), ("sim->host", True)):
+        for how, sp in (("blocking", -1), (f"spin {spin} us", spin)):
+            dt = statistics.median(_core.pty_bench(size, sp, m2s) for _ in range(runs))
+            rows.append(dict(test=f"raw pty 8 MiB {label}", transport="pty", value=size / dt / MB, unit="MB/s",
+                             target=None, higher=True, extra=f"C, no protocol, {how}: the ceiling"))
 
-    def once() -> float:
-        master, slave = pty.openpty()
-        tty.setraw(master)
-        tty.setraw(slave)
 
-        def drain():
-            got = 0
-            while got < size:
-                got += len(os.read(master, 1 << 20))
+def _default_spin_us() -> int:
+    import socket
+    a, b = socket.socketpair()
+    try:
+        return _core.Link(a.fileno()).spin_us
+    finally:
+        a.close()
+        b.close()
 
-        t = threading.Thread(target=drain)
+
+def ping_us(link, runs: int) -> float:
+    for _ in range(200):
+        link.ping(b"warm")
+    samples = []
+    for _ in range(max(runs, 5)):
+        n = 2000
         t0 = time.perf_counter()
-        t.start()
-        mv = memoryview(data)
-        off = 0
-        while off < size:
-            off += os.write(slave, mv[off:])
-        t.join()
-        dt = time.perf_counter() - t0
-        os.close(master)
-        os.close(slave)
-        return dt
+        for _ in range(n):
+            link.ping(b"12345678")
+        samples.append((time.perf_counter() - t0) / n)
+    return statistics.median(samples) * 1e6
 
-    dt = statistics.median(once() for _ in range(runs))
-    rows.append(dict(test="raw pty 8 MiB (no proto)", transport="pty", value=size / dt / MB, unit="MB/s",
-                     target=None, higher=True, extra="blocking os.write, ceiling of the pty"))
+
+def bench_ping_without_spin(port: str, label: str, runs: int, rows: list) -> None:
+    """The same PING with the spin off on both ends ($P4JIT_SPIN_US=0 reaches the
+    sim too): every answer costs a scheduler wake-up on each side."""
+    import os
+    from p4jit.runtime import Device
+    old = os.environ.get("P4JIT_SPIN_US")
+    os.environ["P4JIT_SPIN_US"] = "0"
+    try:
+        dev = Device(port)
+    finally:
+        if old is None:
+            del os.environ["P4JIT_SPIN_US"]
+        else:
+            os.environ["P4JIT_SPIN_US"] = old
+    try:
+        rows.append(dict(test="PING, spin off", transport=label, value=ping_us(dev.link, runs),
+                         unit="us", target=None, higher=False, extra="P4JIT_SPIN_US=0 (host and sim)"))
+    finally:
+        dev.close()
 
 
 def bench_device(port: str, label: str, runs: int, rows: list, ping_target, mem_target) -> None:
@@ -105,17 +128,10 @@ def bench_device(port: str, label: str, runs: int, rows: list, ping_target, mem_
     dev = Device(port)
     try:
         link = dev.link
-        for _ in range(200):
-            link.ping(b"warm")
-        samples = []
-        for _ in range(max(runs, 5)):
-            n = 2000
-            t0 = time.perf_counter()
-            for _ in range(n):
-                link.ping(b"12345678")
-            samples.append((time.perf_counter() - t0) / n)
-        rows.append(dict(test="PING round trip", transport=label, value=statistics.median(samples) * 1e6,
-                         unit="us", target=ping_target, higher=False, extra=""))
+        rows.append(dict(test="PING round trip", transport=label, value=ping_us(link, runs),
+                         unit="us", target=ping_target, higher=False,
+                         extra=f"spin {link.spin_us} us, {link.spin_hits:,} waits spun out of "
+                               f"{link.spin_hits + link.spin_misses:,}"))
         for size in (MiB, 8 * MiB):
             data = np.random.default_rng(1).integers(0, 256, size, dtype=np.uint8)
             out = np.empty_like(data)
@@ -144,6 +160,8 @@ def main() -> int:
     if exe.is_file():
         bench_device("sim", "socketpair", args.runs, rows, 25, 400)
         bench_device("sim:pty", "pty", args.runs, rows, None, 250)
+        bench_ping_without_spin("sim", "socketpair", args.runs, rows)
+        bench_ping_without_spin("sim:pty", "pty", args.runs, rows)
         bench_raw_pty(args.runs, rows)
     else:
         print(f"(virtual device not built: {exe}; link figures skipped — run `make native`)")
@@ -153,12 +171,12 @@ def main() -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"p4jit link — medians of {args.runs} runs")
-    print(f"{'test':<24}{'transport':<12}{'median':>12} {'unit':<9}{'target':>8}  ok  note")
+    print(f"{'test':<30}{'transport':<12}{'median':>12} {'unit':<9}{'target':>8}  ok  note")
     for r in rows:
         t = r["target"]
         ok = "" if t is None else ("yes" if (r["value"] >= t if r["higher"] else r["value"] <= t) else "NO")
         ts = "" if t is None else (f">={t}" if r["higher"] else f"<={t}")
-        print(f"{r['test']:<24}{r['transport']:<12}{r['value']:>12,.1f} {r['unit']:<9}{ts:>8}  {ok:<3} {r['extra']}")
+        print(f"{r['test']:<30}{r['transport']:<12}{r['value']:>12,.1f} {r['unit']:<9}{ts:>8}  {ok:<3} {r['extra']}")
     return 0
 
 

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,13 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 const char *p4_link_cmd_name(uint8_t cmd)
@@ -108,9 +116,127 @@ static p4_link_status_t wait_fd(p4_link_t *l, short events, uint64_t deadline)
         if (r < 0 && errno != EINTR)
             return os_error(l, errno);
         /* slice over (or EINTR): let the host run signal handlers */
+        l->intr_due_ms = now_ms() + P4_LINK_SLICE_MS;
         if (l->interrupted && l->interrupted(l->intr_ctx))
             return P4_LINK_INTERRUPTED;
     }
+}
+
+/* A spin ran out: after P4_LINK_SPIN_BACKOFF_AFTER in a row, back off. */
+static void spin_missed(p4_link_t *l)
+{
+    l->spin_end_ns = 0;
+    l->spin_misses++;
+    if (++l->spin_run >= P4_LINK_SPIN_BACKOFF_AFTER)
+        l->spin_skip = P4_LINK_SPIN_PROBE_EVERY - 1;
+}
+
+/* The spin: after an I/O call on the (non-blocking) fd found nothing to do,
+ * spin_step() decides whether to try that call again at once (P4_LINK_OK,
+ * after a sched_yield()) or to go and block in poll() (P4_LINK_TIMEOUT).
+ * Retrying the read()/write() itself rather than polling matters on a pty:
+ * poll() and read() on a tty both wait for the kernel worker that moves the
+ * bytes, and one call per try instead of two keeps up with it better. The
+ * first miss opens a window of spin_us; progress (spin_progress) closes it
+ * as a hit, running out of it as a miss. It also runs the interrupt hook when
+ * due (bytes that keep moving never let a poll() slice expire). */
+static p4_link_status_t spin_step(p4_link_t *l)
+{
+    if (!l->spin_us)
+        return P4_LINK_TIMEOUT;
+    uint64_t now = now_ns();
+    if (!l->spin_end_ns) {
+        if (l->spin_skip) { /* backed off: block, but probe now and then */
+            l->spin_skip--;
+            return P4_LINK_TIMEOUT;
+        }
+        l->spin_end_ns = now + (uint64_t)l->spin_us * 1000u;
+    } else if (now >= l->spin_end_ns) {
+        spin_missed(l);
+        return P4_LINK_TIMEOUT;
+    }
+    if (l->interrupted && now / 1000000u >= l->intr_due_ms) {
+        l->intr_due_ms = now / 1000000u + P4_LINK_SLICE_MS;
+        if (l->interrupted(l->intr_ctx))
+            return P4_LINK_INTERRUPTED;
+    }
+    sched_yield();
+    if (now_ns() - now > (uint64_t)l->spin_us * 1000u) {
+        /* The yield lost the CPU for longer than the whole budget: another
+         * process is busy on it (the peer computing, or an unrelated job).
+         * Spinning against it hands it a time slice per wait, and the
+         * scheduler's fairness then holds the spinner back; blocked waits,
+         * woken by the peer, do better. Stop spinning for 16 waits, twice as
+         * many each time it happens again (up to P4_LINK_SPIN_CONTENDED_MAX),
+         * until P4_LINK_SPIN_CLEAN_RESET clean hits in a row clear it. The
+         * caller still retries once. */
+        spin_missed(l);
+        l->spin_contended = l->spin_contended ? l->spin_contended * 2 : P4_LINK_SPIN_PROBE_EVERY;
+        if (l->spin_contended > P4_LINK_SPIN_CONTENDED_MAX)
+            l->spin_contended = P4_LINK_SPIN_CONTENDED_MAX;
+        l->spin_skip = l->spin_contended;
+        l->spin_clean = 0;
+    }
+    return P4_LINK_OK;
+}
+
+/* An I/O call moved bytes while a spin was on: a hit, unless the window was
+ * already over — a sched_yield() that handed the CPU to a busy process for a
+ * whole time slice. That counts as a miss: on a CPU this contended, blocking
+ * (whose wake-up may preempt the other process) beats yielding to it. */
+static inline void spin_progress(p4_link_t *l)
+{
+    if (l->spin_end_ns) {
+        if (now_ns() > l->spin_end_ns) {
+            spin_missed(l);
+            return;
+        }
+        l->spin_end_ns = 0;
+        l->spin_hits++;
+        l->spin_run = 0;
+        if (l->spin_contended && ++l->spin_clean >= P4_LINK_SPIN_CLEAN_RESET)
+            l->spin_contended = 0;
+    }
+}
+
+/* Block until `events` (after the spin gave up): run the interrupt hook first
+ * if it is due, then poll() with the deadline. */
+static p4_link_status_t wait_io(p4_link_t *l, short events, uint64_t deadline)
+{
+    if (l->interrupted) {
+        uint64_t now = now_ms();
+        if (now >= l->intr_due_ms) {
+            l->intr_due_ms = now + P4_LINK_SLICE_MS;
+            if (l->interrupted(l->intr_ctx))
+                return P4_LINK_INTERRUPTED;
+        }
+    }
+    return wait_fd(l, events, deadline);
+}
+
+/* ---- spin settings ------------------------------------------------------------ */
+
+uint32_t p4_link_default_spin_us(void)
+{
+    const char *e = getenv("P4JIT_SPIN_US");
+    if (e && *e) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(e, &end, 10);
+        if (errno == 0 && end != e && *end == '\0' && v <= P4_LINK_SPIN_US_MAX)
+            return (uint32_t)v;
+    }
+    return P4_LINK_SPIN_US_DEFAULT;
+}
+
+void p4_link_set_spin_us(p4_link_t *l, uint32_t us)
+{
+    l->spin_us = us > P4_LINK_SPIN_US_MAX ? P4_LINK_SPIN_US_MAX : us;
+    l->spin_run = 0;
+    l->spin_skip = 0;
+    l->spin_end_ns = 0;
+    l->spin_contended = 0;
+    l->spin_clean = 0;
 }
 
 /* ---- init / close ---------------------------------------------------------- */
@@ -128,6 +254,7 @@ int p4_link_init(p4_link_t *l, int fd, uint32_t timeout_ms)
         return -1;
     }
     l->is_tty = isatty(fd) != 0;
+    l->spin_us = p4_link_default_spin_us();
     l->saved_fl = fcntl(fd, F_GETFL);
     if (l->saved_fl < 0 || fcntl(fd, F_SETFL, l->saved_fl | O_NONBLOCK) < 0) {
         int e = errno;
@@ -170,6 +297,7 @@ static p4_link_status_t write_all(p4_link_t *l, struct iovec *iov, int cnt, uint
         int n = cnt - i > IOV_MAX ? IOV_MAX : cnt - i;
         ssize_t w = writev(l->fd, iov + i, n);
         if (w > 0) {
+            spin_progress(l);
             *sent += (uint64_t)w;
             l->bytes_sent += (uint64_t)w;
             deadline = now_ms() + timeout_ms;
@@ -189,7 +317,9 @@ static p4_link_status_t write_all(p4_link_t *l, struct iovec *iov, int cnt, uint
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            p4_link_status_t st = wait_fd(l, POLLOUT, deadline);
+            p4_link_status_t st = spin_step(l);
+            if (st == P4_LINK_TIMEOUT)
+                st = wait_io(l, POLLOUT, deadline);
             if (st != P4_LINK_OK)
                 return st;
             continue;
@@ -449,10 +579,14 @@ static p4_link_status_t read_some(p4_link_t *l, uint64_t *deadline, uint32_t tim
 {
     for (;;) {
         if (l->first_read) {
+            /* nothing can be there yet: without a spin, save a read()
+             * (with one, the read's EAGAIN drives the spin and its back-off) */
             l->first_read = false;
-            p4_link_status_t st = wait_fd(l, POLLIN, *deadline);
-            if (st != P4_LINK_OK)
-                return st;
+            if (!l->spin_us) {
+                p4_link_status_t st = wait_io(l, POLLIN, *deadline);
+                if (st != P4_LINK_OK)
+                    return st;
+            }
         }
         struct iovec iov[10];
         int cnt = 0;
@@ -484,6 +618,7 @@ static p4_link_status_t read_some(p4_link_t *l, uint64_t *deadline, uint32_t tim
         cnt++;
         ssize_t r = cnt == 1 ? read(l->fd, iov[0].iov_base, iov[0].iov_len) : readv(l->fd, iov, cnt);
         if (r > 0) {
+            spin_progress(l);
             l->bytes_received += (uint64_t)r;
             *deadline = now_ms() + timeout_ms;
             size_t n = (size_t)r;
@@ -497,10 +632,16 @@ static p4_link_status_t read_some(p4_link_t *l, uint64_t *deadline, uint32_t tim
         }
         if (r == 0 && l->is_tty) {
             /* A tty in polling mode (VMIN = VTIME = 0, as pyserial sets it)
-             * reads 0 when it has nothing: only a hang-up is the end. */
+             * reads 0 when it has nothing: only a hang-up is the end (checked
+             * once the spin gives up: a hung-up tty keeps reading 0). */
+            p4_link_status_t st = spin_step(l);
+            if (st == P4_LINK_OK)
+                continue;
+            if (st != P4_LINK_TIMEOUT)
+                return st;
             struct pollfd p = {.fd = l->fd, .events = POLLIN, .revents = 0};
             if (poll(&p, 1, 0) >= 0 && !(p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
-                p4_link_status_t st = wait_fd(l, POLLIN, *deadline);
+                st = wait_io(l, POLLIN, *deadline);
                 if (st != P4_LINK_OK)
                     return st;
                 continue;
@@ -514,7 +655,9 @@ static p4_link_status_t read_some(p4_link_t *l, uint64_t *deadline, uint32_t tim
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            p4_link_status_t st = wait_fd(l, POLLIN, *deadline);
+            p4_link_status_t st = spin_step(l);
+            if (st == P4_LINK_TIMEOUT)
+                st = wait_io(l, POLLIN, *deadline);
             if (st != P4_LINK_OK)
                 return st;
             continue;
@@ -586,6 +729,7 @@ p4_link_status_t p4_link_resync(p4_link_t *l, uint32_t timeout_ms)
     if (l->closed)
         return P4_LINK_CLOSED;
     l->resyncs++;
+    l->spin_end_ns = 0;
     p4_link_status_t st = finish_partial(l, timeout_ms);
     if (st != P4_LINK_OK)
         return st;
@@ -636,6 +780,8 @@ p4_link_status_t p4_link_transact(p4_link_t *l, uint8_t cmd, const struct iovec 
         return P4_LINK_CLOSED;
     if (rxcnt > P4_FDEC_MAX_SEGS)
         return fail(l, P4_LINK_BADARG, "too many receive segments (%u)", rxcnt);
+    l->intr_due_ms = now_ms() + P4_LINK_SLICE_MS;
+    l->spin_end_ns = 0;
     if (l->need_resync || l->tx_partial) {
         p4_link_status_t st = p4_link_resync(l, timeout_ms);
         if (st != P4_LINK_OK)

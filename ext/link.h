@@ -7,8 +7,21 @@
  *
  * Every wait is a poll() in slices of at most P4_LINK_SLICE_MS; after each
  * slice the `interrupted` hook runs (the Python glue reacquires the GIL there
- * to run signal handlers). Timeouts count time *without progress*: any byte
- * moved in either direction restarts the clock.
+ * to run signal handlers), and at least every P4_LINK_SLICE_MS while bytes
+ * keep moving. Timeouts count time *without progress*: any byte moved in
+ * either direction restarts the clock.
+ *
+ * Before a wait blocks, the link spins: for up to spin_us microseconds it
+ * retries the non-blocking read()/write() that found nothing to do, with
+ * sched_yield() between tries (the peer, or the kernel worker that moves pty
+ * data, may need this CPU). A response that arrives within the budget costs
+ * no scheduler wake-up. The spin is bounded and
+ * adaptive: after P4_LINK_SPIN_BACKOFF_AFTER spins in a row that ran out
+ * (a slow kernel, a real serial port), only every P4_LINK_SPIN_PROBE_EVERY-th
+ * wait spins, until one succeeds again; after a sched_yield() that lost the
+ * CPU to a busy process for longer than the budget, the next waits block
+ * without spinning (16, doubling on each repeat up to
+ * P4_LINK_SPIN_CONTENDED_MAX).
  *
  * After a timeout, an interrupt, a checksum error or a protocol error the link
  * is marked for resynchronisation; the next request first pads a half-sent
@@ -33,6 +46,19 @@
 #define P4_LINK_CONSOLE_CAP (1024u * 1024u)
 /* The original firmware's frame buffer is 1 MiB; keep well inside it. */
 #define P4_LINK_V1_MAX_PAYLOAD (1024u * 1024u - 64u)
+
+/* Spin before blocking: default budget (P4JIT_SPIN_US overrides), the
+ * largest accepted, and the back-off. */
+#define P4_LINK_SPIN_US_DEFAULT 200u
+#define P4_LINK_SPIN_US_MAX 10000u
+#define P4_LINK_SPIN_BACKOFF_AFTER 8u
+#define P4_LINK_SPIN_PROBE_EVERY 16u
+/* After a sched_yield() lost the CPU for longer than the budget (a busy
+ * process shares it): block without spinning for 16 waits, doubling each
+ * time it happens again, up to CONTENDED_MAX; CLEAN_RESET clean hits in a
+ * row forget it. */
+#define P4_LINK_SPIN_CONTENDED_MAX 1024u
+#define P4_LINK_SPIN_CLEAN_RESET 256u
 
 typedef enum {
     P4_LINK_OK = 0,
@@ -114,14 +140,32 @@ typedef struct p4_link {
 
     int (*interrupted)(void *ctx);
     void *intr_ctx;
+    uint64_t intr_due_ms; /* run `interrupted` by then even while bytes move */
+
+    /* spin before blocking (see the top of this file) */
+    uint32_t spin_us;      /* budget per wait; 0 = always block at once */
+    uint32_t spin_run;     /* spins in a row that ran out */
+    uint32_t spin_skip;    /* waits left before the next probe while backed off */
+    uint64_t spin_end_ns;  /* the open spin window ends then; 0 = none open */
+    uint32_t spin_contended; /* current skip after a yield lost the CPU; 0 = none */
+    uint32_t spin_clean;     /* clean hits in a row since then */
+    uint64_t spin_hits, spin_misses;
 
     /* counters */
     uint64_t requests, responses, events, bytes_sent, bytes_received, resyncs, timeouts;
     uint64_t nonce;
 } p4_link_t;
 
-/* 0, or -1 with errno (ENOMEM, or fcntl's). */
+/* 0, or -1 with errno (ENOMEM, or fcntl's). spin_us starts at
+ * p4_link_default_spin_us(). */
 int p4_link_init(p4_link_t *l, int fd, uint32_t timeout_ms);
+
+/* $P4JIT_SPIN_US (0..P4_LINK_SPIN_US_MAX) if set and valid, else
+ * P4_LINK_SPIN_US_DEFAULT. */
+uint32_t p4_link_default_spin_us(void);
+
+/* Set the spin budget (clamped to P4_LINK_SPIN_US_MAX); resets the back-off. */
+void p4_link_set_spin_us(p4_link_t *l, uint32_t us);
 void p4_link_close(p4_link_t *l);
 
 /* One request, one response. tx: the payload as a scatter list. rx: where an

@@ -1,6 +1,7 @@
 /*
  * link_py.c — p4jit._core.Link: the Python face of link.c, plus the codec
- * helpers frame_encode / frame_decode / codec_bench.
+ * helpers frame_encode / frame_decode / codec_bench and the transport
+ * ceiling pty_bench.
  *
  * Locking: each Link has a PyThread lock taken with the GIL released; the
  * GIL is then released for the whole I/O and reacquired only in the
@@ -8,8 +9,17 @@
  */
 #include "p4py.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "frame.h"
 #include "link.h"
@@ -259,12 +269,37 @@ static int txbufs_get(PyObject *payload, txbufs_t *t)
 
 /* ---- type: construction --------------------------------------------------------- */
 
+/* spin_us: an int of microseconds, 0..P4_LINK_SPIN_US_MAX. */
+static int conv_spin_us(PyObject *v, uint32_t *out)
+{
+    if (!PyLong_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "spin_us must be an int (microseconds), got %.80s",
+                     Py_TYPE(v)->tp_name);
+        return 0;
+    }
+    int overflow = 0;
+    long long us = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (us == -1 && PyErr_Occurred())
+        return 0;
+    if (overflow || us < 0 || us > (long long)P4_LINK_SPIN_US_MAX) {
+        PyErr_Format(PyExc_ValueError, "spin_us must be 0..%u microseconds, got %R",
+                     (unsigned)P4_LINK_SPIN_US_MAX, v);
+        return 0;
+    }
+    *out = (uint32_t)us;
+    return 1;
+}
+
 static int Link_init(LinkObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"fd", "timeout", NULL};
-    PyObject *fdobj;
+    static char *kwlist[] = {"fd", "timeout", "spin_us", NULL};
+    PyObject *fdobj, *spin = Py_None;
     int64_t tmo = 5000;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O&:Link", kwlist, &fdobj, p4py_conv_timeout, &tmo))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O&$O:Link", kwlist, &fdobj, p4py_conv_timeout, &tmo,
+                                     &spin))
+        return -1;
+    uint32_t spin_us = 0;
+    if (spin != Py_None && !conv_spin_us(spin, &spin_us))
         return -1;
     if (tmo < 0)
         tmo = 5000;
@@ -286,6 +321,8 @@ static int Link_init(LinkObject *self, PyObject *args, PyObject *kw)
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
+    if (spin != Py_None)
+        p4_link_set_spin_us(&self->link, spin_us);
     self->ready = 1;
     return 0;
 }
@@ -765,6 +802,26 @@ COUNTER(bytes_sent)
 COUNTER(bytes_received)
 COUNTER(resyncs)
 COUNTER(timeouts)
+COUNTER(spin_hits)
+COUNTER(spin_misses)
+
+static PyObject *get_spin_us(LinkObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLong(self->link.spin_us);
+}
+
+static int set_spin_us(LinkObject *self, PyObject *v, void *Py_UNUSED(c))
+{
+    uint32_t us;
+    if (!v) {
+        PyErr_SetString(PyExc_TypeError, "cannot delete spin_us");
+        return -1;
+    }
+    if (!conv_spin_us(v, &us))
+        return -1;
+    p4_link_set_spin_us(&self->link, us);
+    return 0;
+}
 
 static PyObject *get_garbage_bytes(LinkObject *self, void *Py_UNUSED(c))
 {
@@ -872,6 +929,11 @@ static PyGetSetDef Link_getset[] = {
     {"bytes_received", (getter)get_bytes_received, NULL, "Bytes read from the fd.", NULL},
     {"resyncs", (getter)get_resyncs, NULL, "Resynchronisations done.", NULL},
     {"timeouts", (getter)get_timeouts, NULL, "Requests that timed out.", NULL},
+    {"spin_us", (getter)get_spin_us, (setter)set_spin_us,
+     "Microseconds a wait retries its non-blocking I/O (sched_yield between tries) before it "
+     "sleeps in poll(); 0 = never spin. Default $P4JIT_SPIN_US, else 200.", NULL},
+    {"spin_hits", (getter)get_spin_hits, NULL, "Spins that caught the bytes without sleeping.", NULL},
+    {"spin_misses", (getter)get_spin_misses, NULL, "Spins that ran out (and slept).", NULL},
     {"garbage_bytes", (getter)get_garbage_bytes, NULL, "Bytes skipped outside frames.", NULL},
     {"checksum_errors", (getter)get_checksum_errors, NULL, "Frames received with a bad checksum.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -909,8 +971,8 @@ static PyMethodDef Link_methods[] = {
 };
 
 static PyType_Slot Link_slots[] = {
-    {Py_tp_doc, "Link(fd, timeout=5.0)\n--\n\nRequest/response with a p4jit device over a file "
-                "descriptor (socket, pty, serial port). See docs/HOST_CORE.md."},
+    {Py_tp_doc, "Link(fd, timeout=5.0, *, spin_us=None)\n--\n\nRequest/response with a p4jit device "
+                "over a file descriptor (socket, pty, serial port). See docs/HOST_CORE.md."},
     {Py_tp_init, Link_init},
     {Py_tp_dealloc, Link_dealloc},
     {Py_tp_traverse, Link_traverse},
@@ -1074,6 +1136,199 @@ static PyObject *py_codec_bench(PyObject *Py_UNUSED(m), PyObject *args)
     return Py_BuildValue("(dd)", te, td);
 }
 
+/* ---- pty_bench: what a pseudo-terminal moves here, with no protocol ---------------- */
+
+typedef struct {
+    int fd;
+    uint8_t *buf;
+    size_t len;
+    long spin_us; /* < 0: blocking I/O; 0: non-blocking + poll(); > 0: spin, then poll() */
+    double spin_end; /* the open spin window, 0 = none */
+} ptyb_side_t;
+
+/* After EAGAIN, the Link's way: retry at once (after sched_yield) while the
+ * spin window lasts, else block in poll(). Progress closes the window. */
+static void ptyb_wait(ptyb_side_t *s, short ev)
+{
+    if (s->spin_us > 0) {
+        double now = mono();
+        if (s->spin_end == 0)
+            s->spin_end = now + (double)s->spin_us * 1e-6;
+        if (now < s->spin_end) {
+            sched_yield();
+            return;
+        }
+        s->spin_end = 0;
+    }
+    struct pollfd p = {.fd = s->fd, .events = ev, .revents = 0};
+    (void)poll(&p, 1, 1000);
+}
+
+static int ptyb_writer(ptyb_side_t *s)
+{
+    size_t off = 0;
+    double last = mono();
+    while (off < s->len) {
+        ssize_t w = write(s->fd, s->buf + off, s->len - off);
+        if (w > 0) {
+            off += (size_t)w;
+            last = mono();
+            s->spin_end = 0;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN && s->spin_us >= 0) {
+            if (mono() - last > 5.0)
+                return ETIMEDOUT;
+            ptyb_wait(s, POLLOUT);
+            continue;
+        }
+        return w < 0 ? errno : EIO;
+    }
+    return 0;
+}
+
+static int ptyb_reader(ptyb_side_t *s)
+{
+    size_t got = 0;
+    double last = mono();
+    while (got < s->len) {
+        size_t want = s->len - got < (1u << 20) ? s->len - got : (1u << 20);
+        ssize_t r = read(s->fd, s->buf, want);
+        if (r > 0) {
+            got += (size_t)r;
+            last = mono();
+            s->spin_end = 0;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == EAGAIN && s->spin_us >= 0) {
+            if (mono() - last > 5.0)
+                return ETIMEDOUT;
+            ptyb_wait(s, POLLIN);
+            continue;
+        }
+        return r < 0 ? errno : EIO;
+    }
+    return 0;
+}
+
+static int ptyb_open(int *master, int *slave)
+{
+    *master = *slave = -1;
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0)
+        return errno;
+    const char *name = NULL;
+    if (grantpt(m) != 0 || unlockpt(m) != 0 || !(name = ptsname(m))) {
+        int e = errno;
+        close(m);
+        return e;
+    }
+    int sl = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (sl < 0) {
+        int e = errno;
+        close(m);
+        return e;
+    }
+    struct termios t;
+    int fds[2] = {m, sl};
+    for (int i = 0; i < 2; i++) {
+        if (tcgetattr(fds[i], &t) == 0) {
+            cfmakeraw(&t);
+            (void)tcsetattr(fds[i], TCSANOW, &t);
+        }
+    }
+    *master = m;
+    *slave = sl;
+    return 0;
+}
+
+/* pty_bench(size, spin_us=-1, master_to_slave=False) -> seconds
+ * Open a raw pseudo-terminal pair; the caller writes `size` bytes into one
+ * end (GIL released) while a child process reads them from the other — two
+ * processes, as the host and p4jit-sim are. spin_us < 0: plain blocking
+ * read()/write(); 0: non-blocking with poll() per wait (the Link without
+ * spinning); > 0: the Link's bounded spin, then poll(). The default direction
+ * is slave -> master (what a host uploading to p4jit-sim does). */
+static PyObject *py_pty_bench(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"size", "spin_us", "master_to_slave", NULL};
+    Py_ssize_t size;
+    long spin_us = -1;
+    int m2s = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "n|lp:pty_bench", kwlist, &size, &spin_us, &m2s))
+        return NULL;
+    if (size < 1 || size > (1 << 28) || spin_us > (long)P4_LINK_SPIN_US_MAX) {
+        PyErr_Format(PyExc_ValueError, "pty_bench: 1 <= size <= 256 MiB, spin_us <= %u",
+                     (unsigned)P4_LINK_SPIN_US_MAX);
+        return NULL;
+    }
+    uint8_t *wbuf = malloc((size_t)size), *rbuf = malloc(1u << 20);
+    if (!wbuf || !rbuf) {
+        free(wbuf);
+        free(rbuf);
+        return PyErr_NoMemory();
+    }
+    memset(wbuf, 0x5A, (size_t)size);
+    int master, slave, err;
+    double dt = 0;
+    Py_BEGIN_ALLOW_THREADS
+    err = ptyb_open(&master, &slave);
+    if (!err) {
+        ptyb_side_t w = {.fd = m2s ? master : slave, .buf = wbuf, .len = (size_t)size, .spin_us = spin_us};
+        ptyb_side_t r = {.fd = m2s ? slave : master, .buf = rbuf, .len = (size_t)size, .spin_us = spin_us};
+        if (spin_us >= 0) {
+            (void)fcntl(w.fd, F_SETFL, fcntl(w.fd, F_GETFL) | O_NONBLOCK);
+            (void)fcntl(r.fd, F_SETFL, fcntl(r.fd, F_GETFL) | O_NONBLOCK);
+        }
+        /* the reader is a child process (async-signal-safe calls only),
+         * which reports the end on a pipe; the caller writes */
+        int done[2] = {-1, -1};
+        pid_t pid = -1;
+        if (pipe2(done, O_CLOEXEC) != 0)
+            err = errno;
+        else if ((pid = fork()) == 0) {
+            uint8_t ok = ptyb_reader(&r) == 0;
+            ssize_t n = write(done[1], &ok, 1);
+            _exit(n == 1 && ok ? 0 : 1);
+        } else if (pid < 0) {
+            err = errno;
+        } else {
+            double t0 = mono();
+            err = ptyb_writer(&w);
+            uint8_t ok = 0;
+            if (!err) {
+                struct pollfd p = {.fd = done[0], .events = POLLIN, .revents = 0};
+                if (poll(&p, 1, 10000) != 1 || read(done[0], &ok, 1) != 1 || !ok)
+                    err = EIO;
+            }
+            dt = mono() - t0;
+            if (err)
+                (void)kill(pid, SIGKILL); /* a reader waiting for bytes that never come */
+            int status = 0;
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+        }
+        if (done[0] >= 0) {
+            close(done[0]);
+            close(done[1]);
+        }
+        close(master);
+        close(slave);
+    }
+    Py_END_ALLOW_THREADS
+    free(wbuf);
+    free(rbuf);
+    if (err) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyFloat_FromDouble(dt);
+}
+
 static PyMethodDef link_functions[] = {
     {"frame_encode", (PyCFunction)py_frame_encode, METH_VARARGS,
      "frame_encode(cmd, flags, payload) -> bytes\n--\n\nA whole frame with its checksum."},
@@ -1082,6 +1337,11 @@ static PyMethodDef link_functions[] = {
      "Run the incremental decoder over data; frames are (cmd, flags, payload, checksum_ok)."},
     {"codec_bench", (PyCFunction)py_codec_bench, METH_VARARGS,
      "codec_bench(payload_size, iterations) -> (encode_s, decode_s)\n--\n\nTime the codec alone."},
+    {"pty_bench", (PyCFunction)(void (*)(void))py_pty_bench, METH_VARARGS | METH_KEYWORDS,
+     "pty_bench(size, spin_us=-1, master_to_slave=False) -> seconds\n--\n\nMove size bytes through "
+     "a raw pseudo-terminal in C (the caller writes, a child process reads), no protocol: the "
+     "transport's ceiling. spin_us < 0: blocking I/O; 0: non-blocking + poll(); > 0: the Link's "
+     "bounded spin, then poll()."},
     {NULL, NULL, 0, NULL},
 };
 
