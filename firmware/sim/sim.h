@@ -32,6 +32,17 @@
 #define P4_SIM_MAX_PAYLOAD (16u * 1024u * 1024u + 64u)
 #define P4_SIM_TABLE_CAP 1024u
 #define P4_SIM_DEFAULT_BUDGET_MS 3000u
+/* Spin before sleeping on the transport (--spin-us, $P4JIT_SPIN_US). */
+#define P4_SIM_DEFAULT_SPIN_US 200u
+#define P4_SIM_MAX_SPIN_US 10000u
+/* After this many spins in a row ran out, spin only every PROBE_EVERY-th wait. */
+#define P4_SIM_SPIN_BACKOFF_AFTER 8u
+#define P4_SIM_SPIN_PROBE_EVERY 16u
+/* After a yield lost the CPU for longer than the budget: block for 16
+ * waits, doubling on each repeat up to CONTENDED_MAX; CLEAN_RESET clean hits
+ * in a row forget it. */
+#define P4_SIM_SPIN_CONTENDED_MAX 1024u
+#define P4_SIM_SPIN_CLEAN_RESET 256u
 #define P4_SIM_MAX_RAM 8u
 #define P4_SIM_CONSOLE_LINE 1024u
 
@@ -103,6 +114,13 @@ typedef struct p4_sim {
     int inotify;    /* client open/close on the slave, -1 if unavailable */
     bool client_gone;
     bool closed;
+    bool fd_socket;       /* --fd is a socket: non-blocking reads with MSG_DONTWAIT */
+    uint32_t spin_us;     /* retry I/O this long before sleeping (--spin-us) */
+    uint32_t spin_run;    /* spin windows in a row that ran out */
+    uint32_t spin_skip;   /* waits left before the next probe while backed off */
+    uint64_t spin_end_ns; /* the open spin window ends then; 0 = none */
+    uint32_t spin_contended; /* current skip after a yield lost the CPU; 0 = none */
+    uint32_t spin_clean;     /* clean hits in a row since then */
 
     /* the chip */
     void *uc; /* uc_engine * */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -49,10 +50,13 @@ static void usage(FILE *f)
             "  --budget-ms N   execution budget per call when the host sends none\n"
             "                  (default %u)\n"
             "  --psram-mib N   PSRAM size, 1..%u MiB (default %u)\n"
+            "  --spin-us N     poll the transport without blocking for up to N us\n"
+            "                  before sleeping, 0..%u (default $P4JIT_SPIN_US, else %u)\n"
             "  --help          this text\n"
             "\n"
             "Memory map, ROM symbols, faults: docs/VIRTUAL_DEVICE.md\n",
-            P4_SIM_DEFAULT_BUDGET_MS, P4_SIM_PSRAM_MAX_MIB, P4_SIM_PSRAM_DEFAULT_MIB);
+            P4_SIM_DEFAULT_BUDGET_MS, P4_SIM_PSRAM_MAX_MIB, P4_SIM_PSRAM_DEFAULT_MIB,
+            P4_SIM_MAX_SPIN_US, P4_SIM_DEFAULT_SPIN_US);
 }
 
 static bool parse_u32(const char *text, uint32_t lo, uint32_t hi, uint32_t *out)
@@ -141,11 +145,15 @@ int main(int argc, char **argv)
     p4_sim_t *s = &sim;
     s->psram_mib = P4_SIM_PSRAM_DEFAULT_MIB;
     s->budget_ms = P4_SIM_DEFAULT_BUDGET_MS;
+    s->spin_us = P4_SIM_DEFAULT_SPIN_US;
+    const char *spin_env = getenv("P4JIT_SPIN_US");
+    if (spin_env && *spin_env && !parse_u32(spin_env, 0, P4_SIM_MAX_SPIN_US, &s->spin_us))
+        s->spin_us = P4_SIM_DEFAULT_SPIN_US; /* the library ignores a bad value too */
     s->fd = -1;
     s->pty_slave = -1;
     s->inotify = -1;
 
-    enum { OPT_FD = 1, OPT_PTY, OPT_V1, OPT_ROM, OPT_BUDGET, OPT_PSRAM, OPT_HELP };
+    enum { OPT_FD = 1, OPT_PTY, OPT_V1, OPT_ROM, OPT_BUDGET, OPT_PSRAM, OPT_SPIN, OPT_HELP };
     static const struct option opts[] = {
         {"fd", required_argument, NULL, OPT_FD},
         {"pty", no_argument, NULL, OPT_PTY},
@@ -153,6 +161,7 @@ int main(int argc, char **argv)
         {"rom", required_argument, NULL, OPT_ROM},
         {"budget-ms", required_argument, NULL, OPT_BUDGET},
         {"psram-mib", required_argument, NULL, OPT_PSRAM},
+        {"spin-us", required_argument, NULL, OPT_SPIN},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -192,6 +201,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_SPIN:
+            if (!parse_u32(optarg, 0, P4_SIM_MAX_SPIN_US, &s->spin_us)) {
+                fprintf(stderr, "p4jit-sim: --spin-us expects 0..%u, got '%s'\n",
+                        P4_SIM_MAX_SPIN_US, optarg);
+                return 2;
+            }
+            break;
         case OPT_HELP:
             usage(stdout);
             return 0;
@@ -211,6 +227,9 @@ int main(int argc, char **argv)
             return 2;
         }
         s->fd = (int)fd;
+        int type;
+        socklen_t tlen = sizeof type;
+        s->fd_socket = getsockopt(s->fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
     }
     char rom_buf[PATH_MAX + 32];
     if (s->rom_path == NULL)

@@ -5,12 +5,16 @@
  * Memory: host memory behind the emulated map (memcpy at memory speed).
  * Execution: Unicorn (sim_machine.c). The port context is the p4_sim_t.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/socket.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "p4_jit_port.h"
@@ -66,44 +70,154 @@ static bool pty_client_closed(p4_sim_t *s)
     return closed;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The spin, as the library's Link does it (docs/HOST_CORE.md): when a
+ * non-blocking read()/write() finds nothing to do, spin_step() says whether
+ * to try again at once (true, after a sched_yield()) or to block. The first
+ * miss opens a window of s->spin_us; progress closes it. So a host that sends
+ * its next request within the window costs no scheduler wake-up on either
+ * side. sched_yield() hands the CPU to whoever else is runnable on it: the
+ * host itself when both share a CPU, or the kernel worker that moves pty
+ * bytes through the tty layer (4 KiB per hop) — with both ends spinning on a
+ * 2-CPU machine it would otherwise wait for the end of a time slice.
+ * Retrying the I/O call itself (not poll()) keeps up with that worker better:
+ * on a tty both calls wait for it, and one call per try is cheaper.
+ * Adaptive: after P4_SIM_SPIN_BACKOFF_AFTER windows in a row ran out (a host
+ * that thinks longer than the budget between requests), only every
+ * P4_SIM_SPIN_PROBE_EVERY-th wait spins until one catches something again;
+ * after a sched_yield() that lost the CPU for longer than the whole budget
+ * (a busy process shares it), the next waits block (16, doubling on each
+ * repeat up to P4_SIM_SPIN_CONTENDED_MAX).
+ * An idle sim therefore sleeps in poll() after at most one window. */
+static void spin_missed(p4_sim_t *s)
+{
+    s->spin_end_ns = 0;
+    if (++s->spin_run >= P4_SIM_SPIN_BACKOFF_AFTER)
+        s->spin_skip = P4_SIM_SPIN_PROBE_EVERY - 1;
+}
+
+static bool spin_step(p4_sim_t *s)
+{
+    if (s->spin_us == 0)
+        return false;
+    uint64_t now = now_ns();
+    if (s->spin_end_ns == 0) {
+        if (s->spin_skip) {
+            s->spin_skip--;
+            return false;
+        }
+        s->spin_end_ns = now + (uint64_t)s->spin_us * 1000u;
+    } else if (now >= s->spin_end_ns) {
+        spin_missed(s);
+        return false;
+    }
+    sched_yield();
+    if (now_ns() - now > (uint64_t)s->spin_us * 1000u) {
+        /* The yield lost the CPU for longer than the whole budget: a busy
+         * process shares it. Spinning against it hands it a time slice per
+         * wait; blocked waits do better. Stop spinning for 16 waits, twice
+         * as many on each repeat (up to P4_SIM_SPIN_CONTENDED_MAX), until
+         * P4_SIM_SPIN_CLEAN_RESET clean hits in a row clear it (the caller
+         * still retries once). */
+        spin_missed(s);
+        s->spin_contended = s->spin_contended ? s->spin_contended * 2 : P4_SIM_SPIN_PROBE_EVERY;
+        if (s->spin_contended > P4_SIM_SPIN_CONTENDED_MAX)
+            s->spin_contended = P4_SIM_SPIN_CONTENDED_MAX;
+        s->spin_skip = s->spin_contended;
+        s->spin_clean = 0;
+    }
+    return true;
+}
+
+/* Bytes moved while a spin was on: a hit, unless the window was already over
+ * (a sched_yield() that lost the CPU to a busy process for a time slice —
+ * on a CPU that contended, blocking beats yielding: count it as a miss). */
+static void spin_progress(p4_sim_t *s)
+{
+    if (s->spin_end_ns) {
+        if (now_ns() > s->spin_end_ns) {
+            spin_missed(s);
+            return;
+        }
+        s->spin_end_ns = 0;
+        s->spin_run = 0;
+        if (s->spin_contended && ++s->spin_clean >= P4_SIM_SPIN_CLEAN_RESET)
+            s->spin_contended = 0;
+    }
+}
+
+/* A read that never blocks: the pty master is O_NONBLOCK, a socket gets
+ * MSG_DONTWAIT (its fd stays blocking for writes), anything else is polled. */
+static ssize_t read_nb(p4_sim_t *s, uint8_t *buf, size_t cap)
+{
+    if (s->pty)
+        return read(s->fd, buf, cap);
+    if (s->fd_socket)
+        return recv(s->fd, buf, cap, MSG_DONTWAIT);
+    struct pollfd pf = {s->fd, POLLIN, 0};
+    int r = poll(&pf, 1, 0);
+    if (r == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return r < 0 ? -1 : read(s->fd, buf, cap);
+}
+
 int p4_port_read(void *ctx, uint8_t *buf, size_t cap)
 {
     p4_sim_t *s = ctx;
     if (s->client_gone)
         return -1; /* noticed while writing: end the session first */
     for (;;) {
-        if (s->pty) {
-            struct pollfd pf[2] = {{s->fd, POLLIN, 0}, {s->inotify, POLLIN, 0}};
-            int n = poll(pf, s->inotify >= 0 ? 2 : 1, -1);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0)
-                return -1;
-            if (!(pf[0].revents & POLLIN) && s->inotify >= 0 && (pf[1].revents & POLLIN)) {
-                if (pty_client_closed(s)) {
-                    s->client_gone = true;
-                    return -1;
-                }
-                continue;
-            }
-            if (!(pf[0].revents & POLLIN)) {
-                /* No client and no held slave would be POLLHUP; we hold one,
-                 * so just wait a little and look again. */
-                poll(NULL, 0, 10);
-                continue;
-            }
-        }
-        ssize_t n = read(s->fd, buf, cap);
-        if (n > 0)
+        ssize_t n = read_nb(s, buf, cap);
+        if (n > 0) {
+            spin_progress(s);
             return (int)(n > 0x7FFFFFFF ? 0x7FFFFFFF : n);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        }
+        if (n < 0 && errno == EINTR)
             continue;
         if (s->pty && n < 0 && errno == EIO) {
             poll(NULL, 0, 10); /* transient: no slave open */
             continue;
         }
-        s->closed = true; /* EOF or a real error: the host is gone for good */
-        return -1;
+        if (n == 0 || errno != EAGAIN) {
+            s->closed = true; /* EOF or a real error: the host is gone for good */
+            return -1;
+        }
+        if (spin_step(s))
+            continue;
+        if (!s->pty) {
+            struct pollfd pf = {s->fd, POLLIN, 0};
+            if (poll(&pf, 1, -1) < 0 && errno != EINTR) {
+                s->closed = true;
+                return -1;
+            }
+            continue;
+        }
+        struct pollfd pf[2] = {{s->fd, POLLIN, 0}, {s->inotify, POLLIN, 0}};
+        int r = poll(pf, s->inotify >= 0 ? 2 : 1, -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (!(pf[0].revents & POLLIN) && s->inotify >= 0 && (pf[1].revents & POLLIN)) {
+            if (pty_client_closed(s)) {
+                s->client_gone = true;
+                return -1;
+            }
+            continue;
+        }
+        if (!(pf[0].revents & POLLIN)) {
+            /* No client and no held slave would be POLLHUP; we hold one,
+             * so just wait a little and look again. */
+            poll(NULL, 0, 10);
+        }
     }
 }
 
@@ -115,6 +229,7 @@ int p4_port_write(void *ctx, const uint8_t *buf, size_t len)
     while (len > 0) {
         ssize_t n = write(s->fd, buf, len);
         if (n > 0) {
+            spin_progress(s);
             buf += n;
             len -= (size_t)n;
             continue;
@@ -123,6 +238,8 @@ int p4_port_write(void *ctx, const uint8_t *buf, size_t len)
             continue;
         if (n < 0 && errno == EAGAIN && s->pty) {
             /* The reader is slow or gone: wait, but give up if it closed. */
+            if (spin_step(s))
+                continue;
             struct pollfd pf = {s->fd, POLLOUT, 0};
             if (poll(&pf, 1, PTY_WRITE_POLL_MS) == 0 && pty_client_closed(s)) {
                 s->client_gone = true;
