@@ -91,7 +91,29 @@ class _Image:
                 _log.debug("free 0x%08X: %s", addr, e)
 
 
-class JITFunction:
+class _OnImage:
+    """Where a loaded function or module lives: its code image's addresses
+    and binary, shared by JITFunction and JITModule."""
+
+    _image: _Image
+
+    @property
+    def code_addr(self) -> int:
+        """Device address of the code image."""
+        return self._image.code_addr
+
+    @property
+    def args_addr(self) -> int:
+        """Device address of the 32-slot argument buffer."""
+        return self._image.args_addr
+
+    @property
+    def binary(self):
+        """The linked :class:`p4jit.build.BinaryObject` (sections, symbols, disassembly)."""
+        return self._image.binary
+
+
+class JITFunction(_OnImage):
     """A function compiled for, uploaded to and callable on the device.
 
     Call it like the C function: ``func(np.int32(10), 20)``. Arguments follow
@@ -254,18 +276,6 @@ class JITFunction:
         return inspect.Signature(params, return_annotation=self.signature.ret_c_type)
 
     @property
-    def code_addr(self) -> int:
-        return self._image.code_addr
-
-    @property
-    def args_addr(self) -> int:
-        return self._image.args_addr
-
-    @property
-    def binary(self):
-        return self._image.binary
-
-    @property
     def valid(self) -> bool:
         """False once freed (or once the session closed)."""
         return self._live and self._image.live
@@ -321,7 +331,7 @@ class JITFunction:
         return f"<JITFunction {self.signature.ret_c_type} {self.name}({params}) {state}>"
 
 
-class JITModule:
+class JITModule(_OnImage):
     """Several entry points loaded from the same sources, as one unit.
 
     Each function is an attribute (``mod.process(...)``) and an item
@@ -358,18 +368,6 @@ class JITModule:
 
     def __dir__(self):
         return list(super().__dir__()) + list(self.functions)
-
-    @property
-    def binary(self):
-        return self._image.binary
-
-    @property
-    def code_addr(self) -> int:
-        return self._image.code_addr
-
-    @property
-    def args_addr(self) -> int:
-        return self._image.args_addr
 
     @property
     def valid(self) -> bool:
