@@ -479,6 +479,25 @@ static PyObject *Link_ping(LinkObject *self, PyObject *args, PyObject *kw)
     return out;
 }
 
+/* Move a caller's buffer to (WRITE_MEM) or from (READ_MEM) device memory
+ * without copying it; releases the buffer on every path. Returns its length. */
+static PyObject *transfer_view(LinkObject *self, uint32_t addr, Py_buffer *view, int64_t tmo,
+                               bool to_device)
+{
+    uint32_t to = eff_timeout(self, tmo);
+    Py_ssize_t n = view->len;
+    gil_ctx_t g;
+    int r = -1;
+    if (link_enter(self, &g) == 0) {
+        p4_link_status_t st =
+            to_device ? p4_link_write_mem(&self->link, addr, view->buf, (size_t)n, to)
+                      : p4_link_read_mem(&self->link, addr, view->buf, (size_t)n, to);
+        r = finish(self, &g, st, to);
+    }
+    PyBuffer_Release(view);
+    return r < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
 static PyObject *Link_write_mem(LinkObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"addr", "data", "timeout", NULL};
@@ -488,17 +507,7 @@ static PyObject *Link_write_mem(LinkObject *self, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O&y*|$O&:write_mem", kwlist, p4py_conv_u32, &addr,
                                      &view, p4py_conv_timeout, &tmo))
         return NULL;
-    uint32_t to = eff_timeout(self, tmo);
-    gil_ctx_t g;
-    if (link_enter(self, &g) < 0) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    p4_link_status_t st = p4_link_write_mem(&self->link, addr, view.buf, (size_t)view.len, to);
-    int r = finish(self, &g, st, to);
-    Py_ssize_t n = view.len;
-    PyBuffer_Release(&view);
-    return r < 0 ? NULL : PyLong_FromSsize_t(n);
+    return transfer_view(self, addr, &view, tmo, true);
 }
 
 static PyObject *Link_read_mem(LinkObject *self, PyObject *args, PyObject *kw)
@@ -535,17 +544,7 @@ static PyObject *Link_read_into(LinkObject *self, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O&w*|$O&:read_into", kwlist, p4py_conv_u32, &addr,
                                      &view, p4py_conv_timeout, &tmo))
         return NULL;
-    uint32_t to = eff_timeout(self, tmo);
-    gil_ctx_t g;
-    if (link_enter(self, &g) < 0) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    p4_link_status_t st = p4_link_read_mem(&self->link, addr, view.buf, (size_t)view.len, to);
-    int r = finish(self, &g, st, to);
-    Py_ssize_t n = view.len;
-    PyBuffer_Release(&view);
-    return r < 0 ? NULL : PyLong_FromSsize_t(n);
+    return transfer_view(self, addr, &view, tmo, false);
 }
 
 static PyObject *Link_execute(LinkObject *self, PyObject *args, PyObject *kw)
