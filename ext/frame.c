@@ -190,14 +190,17 @@ size_t p4_fdec_window(const p4_fdec_t *d, uint8_t **ptr)
     return d->segs[d->seg].len - d->seg_off;
 }
 
-/* Move the payload position on by n bytes already summed. */
-static void advance(p4_fdec_t *d, size_t n)
+/* Move the payload position on by n bytes, adding them to the checksum
+ * unless the caller already has (`summed`). */
+static void consume(p4_fdec_t *d, size_t n, bool summed)
 {
     while (n && d->seg < d->nsegs) {
         const p4_fdec_seg_t *s = &d->segs[d->seg];
         size_t k = s->len - d->seg_off;
         if (k > n)
             k = n;
+        if (!summed)
+            d->sum = p4_frame_sum(d->sum, s->base + d->seg_off, k);
         d->seg_off += k;
         d->done += (uint32_t)k;
         n -= k;
@@ -212,22 +215,7 @@ static void advance(p4_fdec_t *d, size_t n)
 
 void p4_fdec_commit(p4_fdec_t *d, size_t n)
 {
-    while (n && d->seg < d->nsegs) {
-        const p4_fdec_seg_t *s = &d->segs[d->seg];
-        size_t k = s->len - d->seg_off;
-        if (k > n)
-            k = n;
-        d->sum = p4_frame_sum(d->sum, s->base + d->seg_off, k);
-        d->seg_off += k;
-        d->done += (uint32_t)k;
-        n -= k;
-        if (d->seg_off == s->len) {
-            d->seg++;
-            d->seg_off = 0;
-        }
-    }
-    if (d->done == d->len)
-        enter_checksum(d);
+    consume(d, n, false);
 }
 
 p4_fdec_event_t p4_fdec_feed(p4_fdec_t *d, const uint8_t *data, size_t n, size_t *used)
@@ -314,7 +302,7 @@ p4_fdec_event_t p4_fdec_feed(p4_fdec_t *d, const uint8_t *data, size_t n, size_t
                     if (w > k)
                         w = k;
                     d->sum = p4_frame_copy_sum(d->sum, dst, data + i, w);
-                    advance(d, w);
+                    consume(d, w, true);
                     i += w;
                     k -= w;
                 }
