@@ -4,11 +4,13 @@ host-core tests (a module with its own name: several conftest.py files exist).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import struct
 import threading
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -224,3 +226,24 @@ needs_sim = pytest.mark.skipif(not sim_available() and not os.environ.get("P4JIT
                                reason="p4jit-sim is not built (make native)")
 
 
+
+
+class Interrupted(Exception):
+    """Raised by the SIGALRM handler of :func:`interrupt_after` (stands in for Ctrl-C)."""
+
+
+@contextlib.contextmanager
+def interrupt_after(seconds: float) -> Iterator[None]:
+    """Raise :class:`Interrupted` in the main thread after ``seconds``, the way a
+    Ctrl-C arrives while the link is blocked; the old handler comes back after."""
+
+    def handler(signum, frame_):
+        raise Interrupted()
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

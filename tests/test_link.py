@@ -1,7 +1,6 @@
 """The frame codec and the Link, against a Python peer that can misbehave."""
 from __future__ import annotations
 
-import signal
 import struct
 import threading
 import time
@@ -12,7 +11,7 @@ import pytest
 from p4jit import _core as C
 from p4jit import errors
 
-from hostcore_fakes import FakeDevice, frame
+from hostcore_fakes import FakeDevice, Interrupted, frame, interrupt_after
 
 
 # ---- codec ------------------------------------------------------------------------------------
@@ -256,21 +255,9 @@ def test_ctrl_c_interrupts_a_blocked_request(fake, fake_link):
     fake_link.timeout = 10
     fake.misbehave[C.P4_CMD_PING] = lambda f: b""
 
-    class Interrupted(Exception):
-        pass
-
-    def handler(signum, frame_):
-        raise Interrupted()
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, 0.2)
     t0 = time.monotonic()
-    try:
-        with pytest.raises(Interrupted):
-            fake_link.ping(b"x")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    with interrupt_after(0.2), pytest.raises(Interrupted):
+        fake_link.ping(b"x")
     assert time.monotonic() - t0 < 3.0
     fake_link.timeout = 2
     _recovers(fake_link)

@@ -4,7 +4,6 @@ slow peer, that an idle sim sleeps, and that Ctrl-C still lands promptly."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -15,7 +14,7 @@ import pytest
 from p4jit import _core as C
 from p4jit import _paths, errors
 
-from hostcore_fakes import FakeDevice, needs_sim
+from hostcore_fakes import FakeDevice, Interrupted, interrupt_after, needs_sim
 
 DEFAULT_SPIN_US = 200
 
@@ -152,21 +151,11 @@ def test_ctrl_c_lands_while_an_answer_keeps_trickling_in(fake, fake_link):
     fake.misbehave[C.P4_CMD_PING] = trickle
     fake_link.timeout = 10
 
-    class Interrupted(Exception):
-        pass
-
-    def handler(signum, frame_):
-        raise Interrupted()
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, 0.2)
     t0 = time.monotonic()
     try:
-        with pytest.raises(Interrupted):
+        with interrupt_after(0.2), pytest.raises(Interrupted):
             fake_link.ping(b"x" * 60000)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
         stop.set()
     assert time.monotonic() - t0 < 2.0
     assert fake_link.spin_misses + fake_link.spin_hits > 0
