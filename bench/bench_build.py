@@ -15,7 +15,7 @@ subprocess.Popen, so nothing spawned goes unseen.
 
 "warm" and "moved" run in this process, whose module-level memos are warm.
 "fresh process" then times the cache-hit load in new interpreters, as a
-script's first load() sees it: importing p4jit.build, Builder() (config), and
+script's first load() sees it: importing p4jit.toolchain, Builder() (config), and
 prepare + link.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from p4jit.build import Builder  # noqa: E402
+from p4jit.toolchain import Builder  # noqa: E402
 
 KERNEL = """
 #include <stdint.h>
@@ -54,7 +54,7 @@ FRESH = """
 import time, sys
 import numpy  # p4jit needs it; its import is not the pipeline's
 t0 = time.perf_counter()
-from p4jit.build import Builder
+from p4jit.toolchain import Builder
 t1 = time.perf_counter()
 b = Builder(config={{"cache": {{"dir": {cache!r}}}}})
 t2 = time.perf_counter()
@@ -202,7 +202,7 @@ def main() -> int:
     summary["cold"]["phases_ms"] = phases
     summary["fresh_process_ms"] = {
         name: round(statistics.median(f[i] for f in fresh), 2)
-        for i, name in enumerate(("import p4jit + p4jit.build (after numpy)", "Builder()", "prepare + link"))}
+        for i, name in enumerate(("import p4jit + p4jit.toolchain (after numpy)", "Builder()", "prepare + link"))}
 
     if args.json:
         print(json.dumps(summary, indent=2))

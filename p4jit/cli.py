@@ -62,13 +62,13 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from . import build
+    from . import toolchain
 
     if args.action == "clear":
-        removed = build.clear_cache()
+        removed = toolchain.clear_cache()
         print(f"build cache cleared{f' ({removed} entries)' if isinstance(removed, int) else ''}")
     else:
-        from .build.config import user_cache_dir
+        from .toolchain.config import user_cache_dir
 
         where = user_cache_dir()
         count = size = 0

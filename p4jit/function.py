@@ -109,7 +109,7 @@ class _OnImage:
 
     @property
     def binary(self):
-        """The linked :class:`p4jit.build.BinaryObject` (sections, symbols, disassembly)."""
+        """The linked :class:`p4jit.toolchain.BinaryObject` (sections, symbols, disassembly)."""
         return self._image.binary
 
 
@@ -132,7 +132,7 @@ class JITFunction(_OnImage):
         code_addr: device address of the code image.
         args_addr: device address of the 128-byte argument buffer.
         entry_addr: device address of this function's call wrapper.
-        binary: the linked :class:`p4jit.build.BinaryObject` (sections,
+        binary: the linked :class:`p4jit.toolchain.BinaryObject` (sections,
             symbols, disassembly, ...).
         smart_args: whether calls take Python/NumPy arguments (True) or a raw blob.
         budget_ms: execution budget per call (None: the device default).

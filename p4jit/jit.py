@@ -148,7 +148,7 @@ class P4JIT:
 
     @property
     def builder(self):
-        """The :class:`p4jit.build.Builder` (made while a virtual device boots)."""
+        """The :class:`p4jit.toolchain.Builder` (made while a virtual device boots)."""
         if self._builder is None:
             error, self._builder_error = self._builder_error, None
             if error is not None:
@@ -157,7 +157,7 @@ class P4JIT:
         return self._builder
 
     def _make_builder(self):
-        from .build import Builder
+        from .toolchain import Builder
         return Builder(self._config_path)
 
     def _on_console(self, line: str) -> None:

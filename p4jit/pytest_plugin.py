@@ -39,6 +39,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # One switch for the whole run: --p4jit-port is published as $P4JIT_PORT, so
+    # fixtures, helper modules and example scripts run as subprocesses all see the
+    # same device.
+    port = config.getoption("--p4jit-port")
+    if port:
+        os.environ["P4JIT_PORT"] = port
+
+
 @pytest.fixture(scope="session")
 def p4jit_port(request: pytest.FixtureRequest) -> str:
     """The port the `jit` fixture connects to."""

@@ -8,7 +8,7 @@
 * ``sim_device`` / ``sim_pty_device`` / ``sim_v1_device`` — a
   :class:`p4jit.runtime.Device` on ``p4jit-sim`` over a socketpair, a pty, and
   in v1-only mode. Skipped when the virtual device is not built. Set
-  ``P4JIT_TEST_PORT`` to run the device tests against a board instead.
+  ``P4JIT_PORT`` to run the device tests against a board instead.
 
 Other parts of the suite may add their own conftest.py in subfolders.
 """
@@ -40,13 +40,13 @@ def fake_link(fake):
 
 def _open(port: str):
     from p4jit.runtime import Device
-    return Device(os.environ.get("P4JIT_TEST_PORT") or port)
+    return Device(os.environ.get("P4JIT_PORT") or port)
 
 
 @pytest.fixture
 def sim_device():
-    """A Device on the virtual ESP32-P4 over a socketpair (or $P4JIT_TEST_PORT)."""
-    if not sim_available() and not os.environ.get("P4JIT_TEST_PORT"):
+    """A Device on the virtual ESP32-P4 over a socketpair (or $P4JIT_PORT)."""
+    if not sim_available() and not os.environ.get("P4JIT_PORT"):
         pytest.skip("p4jit-sim is not built (make native)")
     dev = _open("sim")
     yield dev
@@ -84,3 +84,33 @@ def any_sim_device(request):
     dev = Device(request.param)
     yield dev
     dev.close()
+
+
+# ---- every test file is collected ---------------------------------------------------------------
+# A test file pytest never visits (a folder it skips by name, a typo in the file
+# name pattern) fails nothing by itself; this check makes it fail the run. It
+# applies only when the whole tests/ folder was asked for, not to a chosen subset.
+
+_TESTS_ROOT = os.path.dirname(os.path.abspath(__file__))
+_visited: set = set()
+
+
+def pytest_collectreport(report):
+    path = getattr(report, "fspath", None) or ""
+    if str(path).endswith(".py"):
+        _visited.add(os.path.abspath(str(path)))
+
+
+def pytest_collection_finish(session):
+    asked = {os.path.abspath(str(a).split("::")[0]) for a in session.config.args}
+    if _TESTS_ROOT not in asked and os.path.dirname(_TESTS_ROOT) not in asked:
+        return
+    on_disk = set()
+    for folder, dirs, files in os.walk(_TESTS_ROOT):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "__"))]
+        on_disk.update(os.path.join(folder, f) for f in files if f.startswith("test_") and f.endswith(".py"))
+    missed = sorted(os.path.relpath(p, _TESTS_ROOT) for p in on_disk - _visited)
+    if missed:
+        raise pytest.UsageError(
+            "these test files exist but pytest did not collect them (check norecursedirs and "
+            "the folder names): " + ", ".join(missed))

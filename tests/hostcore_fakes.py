@@ -222,7 +222,7 @@ def sim_available() -> bool:
     return exe.is_file() and os.access(exe, os.X_OK)
 
 
-needs_sim = pytest.mark.skipif(not sim_available() and not os.environ.get("P4JIT_TEST_PORT"),
+needs_sim = pytest.mark.skipif(not sim_available() and not os.environ.get("P4JIT_PORT"),
                                reason="p4jit-sim is not built (make native)")
 
 

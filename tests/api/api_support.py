@@ -5,15 +5,17 @@ from pathlib import Path
 
 import pytest
 
-#: Where the tests run: the virtual device unless P4JIT_TEST_PORT names a board.
-PORT = os.environ.get("P4JIT_TEST_PORT", "sim")
+#: Where the tests run: the virtual device unless ``--p4jit-port`` (or
+#: ``$P4JIT_PORT``) names a board; the p4jit pytest plugin publishes the option
+#: as the variable before any test module is imported.
+PORT = os.environ.get("P4JIT_PORT") or "sim"
 #: The examples folder of the source tree.
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def device_available() -> bool:
     """A board is named, or the virtual device is built (make native)."""
-    if os.environ.get("P4JIT_TEST_PORT"):
+    if not PORT.startswith("sim"):
         return True
     from p4jit import _paths
 

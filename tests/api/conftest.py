@@ -1,7 +1,7 @@
 """Fixtures of the user-API tests.
 
 Every test here runs on the virtual ESP32-P4 by default. To run the same
-tests on a board: ``P4JIT_TEST_PORT=/dev/ttyACM0 pytest tests/api``.
+tests on a board: ``pytest tests --p4jit-port /dev/ttyACM0`` (or ``P4JIT_PORT=...``).
 """
 from __future__ import annotations
 

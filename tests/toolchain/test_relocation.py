@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from build_fixtures import builder, cache_dir, make_builder, rom_elf, src  # noqa: F401 (fixtures)
+from toolchain_fixtures import builder, cache_dir, make_builder, rom_elf, src  # noqa: F401 (fixtures)
 
-from p4jit.build import SignatureError
+from p4jit.toolchain import SignatureError
 
 CODE, ARGS = 0x48010000, 0x4FF00200
 ADD = "int add(int a, int b) {\n    return a + b;\n}\n"

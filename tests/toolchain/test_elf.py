@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from build_fixtures import builder, cache_dir, make_builder, rom_elf, src  # noqa: F401 (fixtures)
+from toolchain_fixtures import builder, cache_dir, make_builder, rom_elf, src  # noqa: F401 (fixtures)
 
 from p4jit import _core
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from build_fixtures import builder, cache_dir, make_builder, rom_elf, src  # noqa: F401 (fixtures)
+from toolchain_fixtures import builder, cache_dir, make_builder, rom_elf, src  # noqa: F401 (fixtures)
 
-from p4jit.build import BinaryObject, Builder, BuildError, SignatureError
+from p4jit.toolchain import BinaryObject, Builder, BuildError, SignatureError
 
 CODE = 0x48010000
 ARGS = 0x4FF00200
@@ -402,7 +402,7 @@ def test_missing_compiler_names_the_fix(make_builder, tmp_path, src):
 
 
 def test_environment_overrides(monkeypatch, tmp_path):
-    from p4jit.build.config import load_config
+    from p4jit.toolchain.config import load_config
     monkeypatch.setenv("P4JIT_CACHE_DIR", str(tmp_path / "envcache"))
     monkeypatch.setenv("P4JIT_OPTIMIZATION", "Os")
     monkeypatch.setenv("P4JIT_TOOLCHAIN_PREFIX", "riscv64-unknown-elf")
@@ -438,8 +438,8 @@ def test_introspection_outputs(builder, src, tmp_path, capsys):
 
 def test_espressif_toolchain_preferred_when_found(tmp_path, cache_dir):
     """auto: a riscv32-esp-elf-gcc in toolchain.path wins, with xesppie."""
-    from p4jit.build import find_toolchain
-    from p4jit.build.config import load_config
+    from p4jit.toolchain import find_toolchain
+    from p4jit.toolchain.config import load_config
 
     fake_lib = tmp_path / "libgcc.a"
     fake_lib.write_bytes(b"!<arch>\n")

@@ -16,7 +16,7 @@ from ._common import build_error, run_tool
 
 if TYPE_CHECKING:  # pragma: no cover
     from .builder import PreparedBuild
-    from .toolchain import Toolchain
+    from .discovery import Toolchain
 
 __all__ = ["BinaryObject", "Section", "Symbol"]
 

@@ -13,7 +13,7 @@ from typing import Callable, Dict
 import pytest
 
 from p4jit import _paths
-from p4jit.build import Builder
+from p4jit.toolchain import Builder
 
 
 def _have_toolchain() -> bool:

@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from build_fixtures import builder, cache_dir, make_builder, rom_elf, src  # noqa: F401 (fixtures)
+from toolchain_fixtures import builder, cache_dir, make_builder, rom_elf, src  # noqa: F401 (fixtures)
 
 CODE = 0x48000000
 ARGS = 0x4FF00000
@@ -216,7 +216,7 @@ int printf(const char *fmt, ...) { printed++; return (int)strlen(fmt); }
 
 def _link_fake_rom(builder, tmp_path):
     """A stand-in firmware ELF at ROM_BASE, built with the same toolchain."""
-    from p4jit.build._common import run_tool
+    from p4jit.toolchain._common import run_tool
 
     tc = builder.toolchain
     (tmp_path / "rom").mkdir()

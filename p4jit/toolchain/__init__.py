@@ -12,7 +12,7 @@ from .binary import BinaryObject, Section, Symbol
 from .builder import Builder, PreparedBuild, clear_cache
 from .cache import BuildCache
 from .config import BuildConfig, load_config
-from .toolchain import Toolchain, find_toolchain
+from .discovery import Toolchain, find_toolchain
 from ..signature import Param, Signature, SignatureError
 
 __all__ = [

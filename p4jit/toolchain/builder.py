@@ -25,7 +25,7 @@ from .binary import BinaryObject
 from .cache import BuildCache
 from .codegen import END_SYMBOL, WRAPPER_VERSION, linker_script, wrapper_source, wrapper_symbol
 from .config import BuildConfig, ConfigLike, load_config, user_cache_dir
-from .toolchain import Toolchain, find_toolchain
+from .discovery import Toolchain, find_toolchain
 
 __all__ = ["Builder", "PreparedBuild", "clear_cache"]
 

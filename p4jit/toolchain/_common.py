@@ -25,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover
     INFO_VERBOSE = 15
 
-log = logging.getLogger("p4jit.build")
+log = logging.getLogger("p4jit.toolchain")
 
 __all__ = ["BuildError", "INFO_VERBOSE", "log", "Stats", "run_tool", "sha1_bytes", "sha1_text",
            "file_digest", "build_error"]

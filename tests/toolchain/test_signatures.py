@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from build_fixtures import builder, cache_dir, make_builder, rom_elf, src  # noqa: F401 (fixtures)
+from toolchain_fixtures import builder, cache_dir, make_builder, rom_elf, src  # noqa: F401 (fixtures)
 
-from p4jit.build import SignatureError
-from p4jit.build.cparse import find_signature, parse_unit, sanitize
+from p4jit.toolchain import SignatureError
+from p4jit.toolchain.cparse import find_signature, parse_unit, sanitize
 from p4jit._paths import default_config_dir
 
 
