@@ -123,6 +123,8 @@ static const err_text_t err_texts[] = {
     {P4_ERR_CACHE_SYNC, ST(DeviceError),
      "the device could not synchronise its caches after the write (error 11), so code may not "
      "see the new bytes; retry, and reset the board if it persists"},
+    {P4_ERR_CANCELLED, ST(DeviceError),
+     "the call was cancelled before the kernel finished (error 12); its outputs are incomplete"},
 };
 
 static int set_attr_u32(PyObject *o, const char *name, uint32_t v)

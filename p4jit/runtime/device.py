@@ -62,6 +62,10 @@ class DeviceInfo(NamedTuple):
     #: True when the device does not know INFO (the original firmware): only
     #: the v1 commands are used.
     v1: bool = False
+    #: Silicon revision as major * 100 + minor (301 = v3.1); 0 when unknown.
+    chip_revision: int = 0
+    #: PIE (xesppie) encoding version the device executes; 0 = none.
+    pie_isa: int = 0
 
     def has(self, cap: int) -> bool:
         """True when every bit of ``cap`` (``P4_CAP_*``) is set."""
@@ -98,7 +102,11 @@ class DeviceInfo(NamedTuple):
             name = payload[off + 12:off + 28].split(b"\0", 1)[0].decode(errors="replace")
             regions.append(MemoryRegion(base, size, rcaps, name))
             off += 28
-        return cls(version, caps, max_payload, table, target, build_id, tuple(regions), False)
+        chip_revision = pie_isa = 0
+        if off + 8 <= len(payload):  # tail fields (older firmware of ours lacks them)
+            chip_revision, pie_isa = _U32X2.unpack_from(payload, off)
+        return cls(version, caps, max_payload, table, target, build_id, tuple(regions), False,
+                   chip_revision, pie_isa)
 
 
 class CallResult:

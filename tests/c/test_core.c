@@ -412,7 +412,7 @@ static void test_info(void)
     fx_t fx;
     fx_setup(&fx, 8192, 4096, 16, false);
     frame_t f = fx_req(&fx, P4_CMD_INFO, NULL, 0);
-    uint32_t want = P4_INFO_FIXED_SIZE + 2 * P4_INFO_REGION_SIZE;
+    uint32_t want = P4_INFO_FIXED_SIZE + 2 * P4_INFO_REGION_SIZE + P4_INFO_TAIL_SIZE;
     expect_ok(&f, P4_CMD_INFO, want);
     if (f.len == want) {
         const uint8_t *p = f.payload;
@@ -1267,12 +1267,12 @@ static void test_info_region_clamp(void)
     fx_default(&fx);
     fx.t.region_count = 1000; /* a port bug must not overrun the answer */
     frame_t f = fx_req(&fx, P4_CMD_INFO, NULL, 0);
-    expect_ok(&f, P4_CMD_INFO, P4_INFO_FIXED_SIZE + P4_INFO_MAX_REGIONS * P4_INFO_REGION_SIZE);
+    expect_ok(&f, P4_CMD_INFO, P4_INFO_FIXED_SIZE + P4_INFO_MAX_REGIONS * P4_INFO_REGION_SIZE + P4_INFO_TAIL_SIZE);
     if (f.len >= P4_INFO_FIXED_SIZE)
         CHECK_EQ(p4_wire_get_u32(f.payload + 64), P4_INFO_MAX_REGIONS);
     fx.t.region_count = 0;
     f = fx_req(&fx, P4_CMD_INFO, NULL, 0);
-    expect_ok(&f, P4_CMD_INFO, P4_INFO_FIXED_SIZE);
+    expect_ok(&f, P4_CMD_INFO, P4_INFO_FIXED_SIZE + P4_INFO_TAIL_SIZE);
     fx_teardown(&fx);
 }
 

@@ -81,7 +81,8 @@ typedef struct {
  * fixed-size request (CALL's fixed part is the largest), the tx buffer the
  * largest fixed-size answer (INFO with P4_INFO_MAX_REGIONS regions). */
 #define P4_CORE_RX_MIN_CAP P4_CALL_REQ_FIXED_SIZE
-#define P4_CORE_TX_MIN_CAP (P4_INFO_FIXED_SIZE + P4_INFO_MAX_REGIONS * P4_INFO_REGION_SIZE)
+#define P4_CORE_TX_MIN_CAP \
+    (P4_INFO_FIXED_SIZE + P4_INFO_MAX_REGIONS * P4_INFO_REGION_SIZE + P4_INFO_TAIL_SIZE)
 
 /* Returns P4_OK or P4_ERR_BAD_ARGUMENT (missing buffers, table_cap 0,
  * buffers below P4_CORE_RX_MIN_CAP / P4_CORE_TX_MIN_CAP). */

@@ -50,6 +50,8 @@ typedef struct {
     uint32_t port_caps;    /* P4_CAP_INSTRET, P4_CAP_SIMULATOR, ... */
     uint32_t region_count;
     p4_region_t regions[8];
+    uint32_t chip_revision; /* major * 100 + minor (efuse); 0 = unknown / sim */
+    uint32_t pie_isa;       /* PIE encoding version executed; 0 = none */
 } p4_device_info_t;
 
 /* Heap statistics in the HEAP_INFO layout. */

@@ -44,6 +44,20 @@ extern "C" {
 /* Extension: an unsolicited device→host frame (console text). Only sent after
  * the host enabled it with P4_CMD_CONSOLE_CTL, so v1 hosts never see one. */
 #define P4_FLAG_EVENT 0x04u
+/* Extension: the frame uses v2 framing (below). Never set in a v1 frame. */
+#define P4_FLAG_V2 0x80u
+
+/* v2 framing (negotiated: only after INFO advertised P4_CAP_FRAMING_V2; the
+ * device answers each frame in the framing it arrived in, so v1 stays byte
+ * identical for the original client):
+ *   A5 5A | cmd u8 | flags u8 (P4_FLAG_V2 | kind) | len u32 | seq u32 |
+ *   payload[len] | crc32 u32
+ * seq: chosen by the host per request, echoed in the response (events: 0).
+ * crc32: IEEE 802.3 (reflected poly 0xEDB88320, init and xorout 0xFFFFFFFF,
+ * the same as zlib.crc32) over every byte from the magic to the payload end. */
+#define P4_V2_SEQ_SIZE 4u
+#define P4_V2_CRC_SIZE 4u
+#define P4_V2_FRAME_OVERHEAD (P4_HEADER_SIZE + P4_V2_SEQ_SIZE + P4_V2_CRC_SIZE)
 
 /* ------------------------------------------------------------------------ */
 /* Commands                                                                  */
@@ -64,6 +78,7 @@ extern "C" {
 #define P4_CMD_CALL 0x31u        /* batched call, see below               */
 #define P4_CMD_CONSOLE_CTL 0x50u /* enable u32         -> previous u32    */
 #define P4_CMD_CONSOLE 0x51u     /* event frame: console text (device->host) */
+#define P4_CMD_CANCEL 0x32u      /* -  stop the running kernel -> 0 payload */
 
 /* ------------------------------------------------------------------------ */
 /* Error codes (payload of a P4_FLAG_ERROR frame: error u32 [, detail...])  */
@@ -81,6 +96,7 @@ extern "C" {
 #define P4_ERR_BAD_ARGUMENT 9u  /* well-formed but invalid (align not pow2…) */
 #define P4_ERR_TABLE_FULL 10u   /* device allocation table is full           */
 #define P4_ERR_CACHE_SYNC 11u   /* cache write-back/invalidate failed        */
+#define P4_ERR_CANCELLED 12u    /* the host cancelled the call; detail = fault */
 
 /* WRITE_MEM status word in the OK payload (v1). */
 #define P4_WRITE_STATUS_OK 0u
@@ -100,6 +116,10 @@ extern "C" {
 #define P4_CAP_INSTRET (1u << 4)   /* CALL reports retired instructions      */
 #define P4_CAP_FAULTS (1u << 5)    /* faults/timeouts reported, device lives */
 #define P4_CAP_SIMULATOR (1u << 6) /* this device is the virtual ESP32-P4    */
+#define P4_CAP_PIE (1u << 7)       /* PIE (xesppie) runs; pie_isa says which  */
+#define P4_CAP_FRAMING_V2 (1u << 8) /* v2 framing (seq + CRC-32) understood    */
+#define P4_CAP_CANCEL (1u << 9)    /* CANCEL stops a running kernel          */
+#define P4_CAP_SESSION_HEAP (1u << 10) /* FREE_ALL reclaims kernels' malloc    */
 
 /* INFO OK payload:
  *   u32 protocol_version
@@ -110,6 +130,9 @@ extern "C" {
  *   u8  build_id[32]            (app ELF SHA-256 on ESP-IDF; ROM hash on sim)
  *   u32 region_count            (at most P4_INFO_MAX_REGIONS)
  *   region_count x { u32 base; u32 size; u32 caps; char name[16]; }
+ *   u32 chip_revision           (major * 100 + minor, e.g. 301; 0 = unknown)
+ *   u32 pie_isa                 (PIE encoding version executed; 0 = none)
+ * A host reads the tail fields only when the payload is long enough.
  */
 #define P4_INFO_TARGET_LEN 16u
 #define P4_INFO_BUILD_ID_LEN 32u
@@ -117,6 +140,7 @@ extern "C" {
 #define P4_INFO_MAX_REGIONS 8u
 #define P4_INFO_FIXED_SIZE (4u * 4u + P4_INFO_TARGET_LEN + P4_INFO_BUILD_ID_LEN + 4u)
 #define P4_INFO_REGION_SIZE (3u * 4u + P4_INFO_REGION_NAME_LEN)
+#define P4_INFO_TAIL_SIZE (2u * 4u)
 
 /* ------------------------------------------------------------------------ */
 /* Batched CALL (P4_CMD_CALL)                                                */

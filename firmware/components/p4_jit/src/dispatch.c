@@ -224,6 +224,9 @@ static uint32_t cmd_info(p4_core_t *core, const uint8_t *req, uint32_t len)
         put_name(w + 12, r->name, P4_INFO_REGION_NAME_LEN);
         w += P4_INFO_REGION_SIZE;
     }
+    p4_wire_put_u32(w, info.chip_revision);
+    p4_wire_put_u32(w + 4, info.pie_isa);
+    w += P4_INFO_TAIL_SIZE;
     p4_frame_send_ok(core, P4_CMD_INFO, p, (uint32_t)(w - p));
     return P4_OK;
 }
