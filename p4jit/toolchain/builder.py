@@ -206,9 +206,15 @@ def _name_sources(text: str, sources: List["_Source"], workdir: Path) -> str:
         base = os.path.basename(s.path)
         text = re.sub(r"(?:[^\s:'`]*/)?(?:" + re.escape(_SIBLINGS) + "|" + re.escape(_ASM_SIBLINGS)
                       + r")\(" + re.escape(base + ".o") + r"\)", lambda _m: s.path, text)
+        text = re.sub(r"(?<![\w/.])" + re.escape(base + ".o") + r"(?= \(symbol from plugin\))",
+                      lambda _m: s.path, text)  # an LTO member, as the plugin names it
         if s.objdir is not None:
             text = text.replace(str(s.obj), s.path)
     text = text.replace(str(workdir) + os.sep, "")
+    if "multiple definition of" in text:
+        text += ("\nhint: a symbol is defined in two source files that the entry file needs (the "
+                 "entry file and the files beside it that define what it calls); make one of them "
+                 "static, rename it, or move the file that should not take part to another folder")
     return text
 
 
@@ -326,9 +332,30 @@ class Builder:
         flags += ["-frandom-seed=p4jit"]
         flags += [f"-I{Path(d).expanduser().resolve()}" for d in include_dirs]
         flags += [f"-I{entry_dir}"]
+        if lang == "c++":  # before the C library's: <cmath> includes the next <math.h>
+            flags += [f"-isystem{d}" for d in self._cxx_include_dirs()]
         flags += [f"-isystem{d}" for d in tc.include_dirs]
         flags += list(extra_cflags)
         return flags
+
+    def _cxx_include_dirs(self) -> List[str]:
+        """The C++ standard headers of this toolchain profile, if the config
+        names them (Debian's cross compiler ships none)."""
+        dirs = self.config.get("profiles", self.toolchain.profile, "cxx_include_dirs") or []
+        return [str(Path(d).expanduser()) for d in dirs]
+
+    def _cxx_hint(self, output: str) -> str:
+        """Why a C++ standard header is missing, and what to do."""
+        m = re.search(r"fatal error: ([\w./]+): No such file or directory", output)
+        if not m or "." in m.group(1):
+            return ""
+        dirs = self._cxx_include_dirs()
+        if dirs and all(os.path.isdir(d) for d in dirs):
+            return (f"\nhint: <{m.group(1)}> is not part of the header-only C++ library p4jit "
+                    f"supports (see the README's C++ section)")
+        return (f"\nhint: the C++ standard headers for this toolchain are not installed "
+                f"({', '.join(dirs) or 'profiles.' + self.toolchain.profile + '.cxx_include_dirs is empty'}); "
+                f"run scripts/ensure-deps.sh (or make deps) from the p4jit source tree")
 
     # -- pass 0: compile ------------------------------------------------------------------
 
@@ -401,6 +428,8 @@ class Builder:
                 self.cache.stats.compiles += len(g)
                 if code != 0:
                     names = ", ".join(os.path.basename(s.path) for s, _ in g)
+                    if any(s.lang == "c++" for s, _ in g):
+                        out += self._cxx_hint(out)
                     raise build_error(f"compiling {names} failed:", out, argv)
                 if out.strip():
                     warnings.append(out)
