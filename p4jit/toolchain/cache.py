@@ -61,7 +61,7 @@ def usable_root(root: Path, origin: str) -> Path:
     except OSError as e:
         reason = e.strerror or str(e)
         if isinstance(e, (FileExistsError, NotADirectoryError)) or (root.exists() and not root.is_dir()):
-            reason = "a file is in the way (a cache folder is needed)"
+            reason = "a file is in the way, not a folder"
         problem = f"{root}: {reason}"
     import atexit
     import shutil
