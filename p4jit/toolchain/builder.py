@@ -186,6 +186,12 @@ def _normalise_opt(opt: str) -> str:
 def _hint_for_link_error(output: str, firmware: Optional[str]) -> str:
     if "undefined reference" not in output:
         return ""
+    if re.search(r"undefined reference to `(std::|operator new|operator delete|__cxa_|__gxx_|typeinfo|vtable)",
+                 output):
+        return ("\nhint: the kernel uses a part of the C++ standard library that needs its compiled "
+                "library (libstdc++: iostream, string, new/delete, exceptions, RTTI), which kernels do not "
+                "link; only its header-only part works (<array>, <algorithm>, <cmath>, <type_traits>, "
+                "<limits>, ...). See the README's 'C++ kernels'")
     if firmware:
         return (f"\nhint: symbols not defined in the kernel's sources are resolved against the "
                 f"firmware ELF {firmware}, libgcc and nothing else; define them in a source file "
@@ -480,7 +486,13 @@ class Builder:
         Raises BuildError (compiler/linker output attached) or SignatureError."""
         entry = Path(source).expanduser()
         if not entry.is_file():
-            raise build_error(f"source file {entry} not found")
+            if entry.is_dir():
+                raise build_error(f"source {entry} is a folder; pass the kernel's entry file in it")
+            if entry.is_absolute():
+                raise build_error(f"source file {entry} not found; check the path")
+            raise build_error(f"source file {entry} not found in the current folder ({os.getcwd()}); "
+                              f"check the path (in a script, name the file from the script's folder: "
+                              f"Path(__file__).parent / {str(entry)!r})")
         entry = entry.resolve()
         if entry.suffix not in _LANG_BY_EXT:
             raise build_error(f"{entry}: unknown source type {entry.suffix!r}; expected one of "

@@ -147,3 +147,10 @@ def test_templated_cpp_kernel_with_standard_headers(jit, sources):
 def test_cpp_exceptions_are_off(jit, sources):
     with pytest.raises(BuildError, match="exception handling disabled"):
         jit.load(sources('extern "C" int f(int x) { if (x) throw 1; return 0; }\n', "k.cpp"), "f")
+
+
+def test_cpp_library_parts_that_need_libstdcxx_are_explained(jit, sources):
+    path = sources('#include <iostream>\nextern "C" int f(void) { std::cout << 1; return 0; }\n', "k.cpp")
+    with pytest.raises(BuildError, match=r"hint: the kernel uses a part of the C\+\+ standard library "
+                                         r"that needs its compiled library"):
+        jit.load(path, "f")

@@ -3,13 +3,12 @@ wrong, what to do. docs/ERRORS.md lists the same cases with their messages.
 """
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 import pytest
 
 from api_support import PORT, needs_device
-from p4jit import (P4JIT, DeviceConnectionError, FreedFunctionError, SessionMismatchError)
+from p4jit import (P4JIT, BuildError, DeviceConnectionError, FreedFunctionError, SessionMismatchError)
 
 pytestmark = needs_device
 
@@ -149,3 +148,11 @@ def test_partial_console_line_reaches_stdout_in_the_same_call(jit, sources, caps
     """), "hello")
     say()
     assert capsys.readouterr().out == "no newline\n"
+
+
+def test_missing_source_names_the_current_folder(jit, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BuildError, match=rf"source file kernels/add.c not found in the current folder "
+                                         rf"\({tmp_path}\); check the path \(in a script, name the file "
+                                         rf"from the script's folder: Path\(__file__\).parent / 'kernels/add.c'\)"):
+        jit.load("kernels/add.c", "add")
