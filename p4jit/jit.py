@@ -100,6 +100,8 @@ class P4JIT:
 
     Raises:
         p4jit.DeviceConnectionError: no device could be reached on ``port``.
+        p4jit.ConfigError: the config file (``config_path``, ``$P4JIT_CONFIG``)
+            or a ``P4JIT_*`` variable is wrong; the message names file and line.
     """
 
     def __init__(self, port: Optional[str] = None, config_path: Optional[PathLike] = None, *,
@@ -192,8 +194,10 @@ class P4JIT:
         """Compile ``source``, place it on the device and return a callable.
 
         Args:
-            source: the C/C++/assembly file holding the entry function; every
-                .c .cpp .cc .cxx .S file in its folder is compiled with it.
+            source: the C/C++/assembly file holding the entry function. Every
+                .c .cpp .cc .cxx .S file in its folder is compiled, and those
+                defining something the entry needs are linked with it (so two
+                versions of a kernel may share a folder).
             function_name: the entry function, or a list of them to load as one
                 :class:`JITModule` (functions as attributes, one shared image).
             optimization: 'O0', 'O1', 'O2', 'O3', 'Os' or 'Og'.
@@ -210,8 +214,8 @@ class P4JIT:
                 later through ``func.sync_arrays``).
             budget_ms: execution budget per call; a kernel running longer is
                 stopped with ``ExecutionTimeoutError`` (None: the session's).
-            extra_cflags: more compiler flags, e.g. ``['-DN=64', '-ffast-math']``.
-            include_dirs: more ``-I`` folders.
+            extra_cflags: more compiler flags, a list: ``['-DN=64', '-ffast-math']``.
+            include_dirs: more ``-I`` folders, a list.
             firmware_elf: the firmware ELF of the symbol bridge (default: from
                 the config, ``$P4JIT_FIRMWARE_ELF``, or the virtual device's ROM).
             base_address, arg_address, output_dir: accepted for scripts written
@@ -222,6 +226,8 @@ class P4JIT:
             a :class:`JITFunction` for one name, a :class:`JITModule` for a list.
 
         Raises:
+            TypeError, ValueError: ``source`` is a folder, ``function_name`` is
+                not a name, ``extra_cflags``/``include_dirs`` is a single string.
             p4jit.BuildError: the compiler or linker failed (its output attached).
             p4jit.SignatureError: the function is not in the sources, or its
                 signature cannot be carried by the 32 argument slots (a ValueError).
