@@ -214,7 +214,7 @@ class JITFunction(_OnImage):
         finally:
             _calling.device = None
             if device.console_pending:
-                device.flush_console()
+                _end_console_line(device)
         self._last_s = _perf() - t
         self._calls += 1
         return result
@@ -250,7 +250,7 @@ class JITFunction(_OnImage):
             raise
         finally:
             if self._device.console_pending:
-                self._device.flush_console()
+                _end_console_line(self._device)
         self._last_s = _perf() - t
         self._calls += 1
         self._stats.cycles, self._stats.instructions = r.cycles, r.instret
@@ -440,6 +440,15 @@ class JITModule(_OnImage):
     def __repr__(self) -> str:
         state = f"at 0x{self.code_addr:08X}" if self.valid else "freed"
         return f"<JITModule ({', '.join(self.functions)}) {state}>"
+
+
+def _end_console_line(device) -> None:
+    """Deliver a line the kernel printed without its newline, at the end of
+    the call that printed it (never masking the call's own error)."""
+    try:
+        device.flush_console()
+    except (P4JITError, ValueError, OSError) as e:
+        _log.debug("console flush: %s", e)
 
 
 def _plain_scalars(args) -> Optional[tuple]:
