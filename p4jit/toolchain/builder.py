@@ -25,6 +25,7 @@ from .binary import BinaryObject
 from .cache import BuildCache
 from .codegen import END_SYMBOL, WRAPPER_VERSION, linker_script, wrapper_source, wrapper_symbol
 from .config import BuildConfig, ConfigLike, load_config, user_cache_dir
+from .diagnostics import cxx_header_hint, link_error_hint, name_sources
 from .discovery import Toolchain, find_toolchain
 
 __all__ = ["Builder", "PreparedBuild", "clear_cache"]
@@ -183,45 +184,8 @@ def _normalise_opt(opt: str) -> str:
     return "-" + opt
 
 
-def _hint_for_link_error(output: str, firmware: Optional[str]) -> str:
-    if "undefined reference" not in output:
-        return ""
-    if re.search(r"undefined reference to `(std::|operator new|operator delete|__cxa_|__gxx_|typeinfo|vtable)",
-                 output):
-        return ("\nhint: the kernel uses a part of the C++ standard library that needs its compiled "
-                "library (libstdc++: iostream, string, new/delete, exceptions, RTTI), which kernels do not "
-                "link; only its header-only part works (<array>, <algorithm>, <cmath>, <type_traits>, "
-                "<limits>, ...). See the README's 'C++ kernels'")
-    if firmware:
-        return (f"\nhint: symbols not defined in the kernel's sources are resolved against the "
-                f"firmware ELF {firmware}, libgcc and nothing else; define them in a source file "
-                f"beside the entry file, or check the name (C++ functions called from C need extern \"C\")")
-    return ("\nhint: built without a firmware ELF (use_firmware_elf=False or none available): only "
-            "picolibc and libgcc are linked in; printf/malloc need the device's firmware "
-            "(use_firmware_elf=True)")
-
-
 _SIBLINGS = "siblings.a"          # every source beside the entry file (IR too, with LTO)
 _ASM_SIBLINGS = "siblings-asm.a"  # with LTO: the assembly ones, for pass 2
-
-
-def _name_sources(text: str, sources: List["_Source"], workdir: Path) -> str:
-    """Linker output naming the user's source files instead of build-cache
-    objects and archive members ("siblings.a(b.c.o)" -> ".../b.c")."""
-    for s in sources:
-        base = os.path.basename(s.path)
-        text = re.sub(r"(?:[^\s:'`]*/)?(?:" + re.escape(_SIBLINGS) + "|" + re.escape(_ASM_SIBLINGS)
-                      + r")\(" + re.escape(base + ".o") + r"\)", lambda _m: s.path, text)
-        text = re.sub(r"(?<![\w/.])" + re.escape(base + ".o") + r"(?= \(symbol from plugin\))",
-                      lambda _m: s.path, text)  # an LTO member, as the plugin names it
-        if s.objdir is not None:
-            text = text.replace(str(s.obj), s.path)
-    text = text.replace(str(workdir) + os.sep, "")
-    if "multiple definition of" in text:
-        text += ("\nhint: a symbol is defined in two source files that the entry file needs (the "
-                 "entry file and the files beside it that define what it calls); make one of them "
-                 "static, rename it, or move the file that should not take part to another folder")
-    return text
 
 
 _FIRST_MARKER = r'#\s*\d+\s+"((?:[^"\\]|\\.)*)"'  # compiled on first use (re caches it)
@@ -350,19 +314,6 @@ class Builder:
         dirs = self.config.get("profiles", self.toolchain.profile, "cxx_include_dirs") or []
         return [str(Path(d).expanduser()) for d in dirs]
 
-    def _cxx_hint(self, output: str) -> str:
-        """Why a C++ standard header is missing, and what to do."""
-        m = re.search(r"fatal error: ([\w./]+): No such file or directory", output)
-        if not m or "." in m.group(1):
-            return ""
-        dirs = self._cxx_include_dirs()
-        if dirs and all(os.path.isdir(d) for d in dirs):
-            return (f"\nhint: <{m.group(1)}> is not part of the header-only C++ library p4jit "
-                    f"supports (see the README's C++ section)")
-        return (f"\nhint: the C++ standard headers for this toolchain are not installed "
-                f"({', '.join(dirs) or 'profiles.' + self.toolchain.profile + '.cxx_include_dirs is empty'}); "
-                f"run scripts/ensure-deps.sh (or make deps) from the p4jit source tree")
-
     # -- pass 0: compile ------------------------------------------------------------------
 
     def _index_key(self, src: _Source, flags: List[str]) -> str:
@@ -435,7 +386,7 @@ class Builder:
                 if code != 0:
                     names = ", ".join(os.path.basename(s.path) for s, _ in g)
                     if any(s.lang == "c++" for s, _ in g):
-                        out += self._cxx_hint(out)
+                        out += cxx_header_hint(out, self._cxx_include_dirs(), self.toolchain.profile)
                     raise build_error(f"compiling {names} failed:", out, argv)
                 if out.strip():
                     warnings.append(out)
@@ -618,8 +569,8 @@ class Builder:
                 code, out = run_tool(argv, self.cache.stats, cwd=tmp)
             self.cache.stats.links += 1
             if code != 0:
-                out = _name_sources(out, sources, tmp)
-                raise build_error("linking failed:", out + _hint_for_link_error(out, str(fw) if fw else None),
+                out = name_sources(out, [(s.path, s.obj) for s in sources], (_SIBLINGS, _ASM_SIBLINGS), tmp)
+                raise build_error("linking failed:", out + link_error_hint(out, str(fw) if fw else None),
                                   argv)
             if out.strip():
                 warnings += out
@@ -781,8 +732,8 @@ class Builder:
                 code, text = run_tool(argv, self.cache.stats, cwd=tmp)
             self.cache.stats.links += 1
             if code != 0:
-                text = _name_sources(text, [_Source(p, "", "", Path(p).stem) for p in prepared.sources], tmp)
-                raise build_error("linking (pass 2) failed:", text + _hint_for_link_error(text, fw), argv)
+                text = name_sources(text, [(p, None) for p in prepared.sources], (_SIBLINGS, _ASM_SIBLINGS), tmp)
+                raise build_error("linking (pass 2) failed:", text + link_error_hint(text, fw), argv)
             self.cache.publish_file(tmp / "image.elf", out)
         finally:
             _rmtree(tmp)
