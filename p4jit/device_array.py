@@ -9,13 +9,21 @@ calls; read it with :meth:`DeviceArray.numpy` when you want to look.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Tuple, Union
 
 import numpy as np
 
-__all__ = ["DeviceArray", "ShapeLike"]
+from .errors import SessionMismatchError
+
+__all__ = ["DeviceArray", "ShapeLike", "calling", "check_dtype"]
 
 ShapeLike = Union[int, Tuple[int, ...]]
+
+#: ``calling.device``: the device of the function whose arguments are being
+#: packed in this thread (set by JITFunction before each call), so that a
+#: DeviceArray of another session refuses to hand out its address.
+calling = threading.local()
 
 
 class DeviceArray:
@@ -31,12 +39,14 @@ class DeviceArray:
         caps: ``MALLOC_CAP_*`` flags it was allocated with.
     """
 
-    __slots__ = ("_device", "_owner", "address", "shape", "dtype", "caps", "nbytes", "__weakref__")
+    __slots__ = ("_device", "_owner", "_gone", "address", "shape", "dtype", "caps", "nbytes",
+                 "__weakref__")
 
     def __init__(self, device, address: int, shape: Tuple[int, ...], dtype: np.dtype, caps: int,
                  owner: Any = None) -> None:
         self._device = device
         self._owner = owner
+        self._gone = "was freed"  # why _device is None, once it is
         self.address = address
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
@@ -47,9 +57,23 @@ class DeviceArray:
 
     @property
     def __p4jit_device_address__(self) -> int:
-        """The device address handed to kernels (raises once freed)."""
-        self._check()
+        """The device address handed to kernels (raises once freed, or when the
+        calling function belongs to another session)."""
+        if self._device is None:
+            self._check()
+        dev = getattr(calling, "device", None)
+        if dev is not None and dev is not self._device:
+            raise SessionMismatchError(
+                f"this DeviceArray {self.shape} {self.dtype} belongs to another P4JIT session "
+                f"({self._owner!r}); its address means nothing on the device of the function "
+                f"being called. Make the array with the same session as the function "
+                f"(jit.array(...)), or pass arr.numpy() to copy the data")
         return self.address
+
+    @property
+    def session(self) -> Any:
+        """The :class:`p4jit.P4JIT` that made this array."""
+        return self._owner
 
     # ---- NumPy-like facts ------------------------------------------------
 
@@ -128,12 +152,24 @@ class DeviceArray:
 
     def _check(self) -> None:
         if self._device is None:
-            raise ValueError(f"DeviceArray {self.shape} {self.dtype} was freed; "
+            raise ValueError(f"DeviceArray {self.shape} {self.dtype} {self._gone}; "
                              "make a new one with jit.array() or jit.empty()")
 
     def __repr__(self) -> str:
         where = "freed" if self._device is None else f"at 0x{self.address:08X}"
         return f"DeviceArray(shape={self.shape}, dtype={self.dtype}, {where})"
+
+
+def check_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` as a NumPy dtype the device can hold, else TypeError."""
+    dt = np.dtype(dtype)
+    if dt.hasobject:
+        raise TypeError(f"device arrays hold plain data; dtype {dt} holds Python objects")
+    if (dt.kind == "f" and dt.itemsize > 8) or (dt.kind == "c" and dt.itemsize > 16):
+        raise TypeError(f"dtype {dt} has no counterpart on the device: it is this PC's "
+                        f"{dt.itemsize * 8}-bit long double, which the device's C types do not "
+                        f"share; use float64 (double) or float32 (float)")
+    return dt
 
 
 def normalise_shape(shape: ShapeLike) -> Tuple[int, ...]:

@@ -6,6 +6,9 @@ and adds the one error class that never comes from C (:class:`BuildError`)::
 
     P4JITError
     ├── BuildError                      the compiler/linker failed (.output)
+    ├── ConfigError (ValueError)        a config file or P4JIT_* variable is wrong (.path, .line)
+    ├── CacheDirError (OSError)         no usable build cache folder, not even a temporary one
+    ├── SessionMismatchError (ValueError)  an object of one P4JIT session used in another
     ├── DeviceConnectionError (ConnectionError)
     │   └── DisconnectedError           EOF/EIO on the link
     ├── ProtocolError
@@ -57,8 +60,35 @@ class BuildError(P4JITError):
         self.command = command
 
 
+class ConfigError(P4JITError, ValueError):
+    """A configuration file or a ``P4JIT_*`` environment variable is wrong.
+
+    The message names the file and line (or the variable), says what is wrong
+    and what to write instead.
+
+    Attributes:
+        path: the file (None for an environment variable or a mapping).
+        line: 1-based line in ``path`` (None when unknown).
+    """
+
+    def __init__(self, message: str, path: Optional[str] = None, line: Optional[int] = None) -> None:
+        where = f"{path}:{line}: " if path and line else f"{path}: " if path else ""
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+
+
+class CacheDirError(P4JITError, OSError):
+    """Neither the configured build cache folder nor a temporary one is usable."""
+
+
+class SessionMismatchError(P4JITError, ValueError):
+    """A device array, function or module of one :class:`P4JIT` session was
+    used with another session (its device addresses mean nothing there)."""
+
+
 __all__ = [
-    "P4JITError", "BuildError", "DeviceConnectionError", "DisconnectedError", "ProtocolError",
+    "P4JITError", "BuildError", "ConfigError", "CacheDirError", "SessionMismatchError", "DeviceConnectionError", "DisconnectedError", "ProtocolError",
     "ChecksumError", "ResponseTimeoutError", "DeviceError", "UnsupportedCommandError",
     "AllocationError", "InvalidAddressError", "PayloadTooLargeError", "ExecutionFaultError",
     "ExecutionTimeoutError",

@@ -16,8 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional
 
+import numpy as np
+
 from . import _core
 from .arena import Arena
+from .device_array import calling as _calling
 from .errors import ExecutionFaultError, P4JITError
 from .log import get_logger
 from .signature import Signature
@@ -112,6 +115,11 @@ class _OnImage:
         """The linked :class:`p4jit.toolchain.BinaryObject` (sections, symbols, disassembly)."""
         return self._image.binary
 
+    @property
+    def session(self):
+        """The :class:`p4jit.P4JIT` that loaded it."""
+        return self._owner
+
 
 class JITFunction(_OnImage):
     """A function compiled for, uploaded to and callable on the device.
@@ -164,6 +172,7 @@ class JITFunction(_OnImage):
             self._marshaller = _core.Marshaller(signature.core_spec(), sync=sync_arrays,
                                                 align=max(16, alignment), name=name)
         self._live = True
+        self._session_closed = False
         self._calls = 0
         self._last_s = 0.0
         self._stats = stats or FunctionStats()
@@ -171,24 +180,49 @@ class JITFunction(_OnImage):
 
     # ---- calling ----------------------------------------------------------------
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the function on the device (one round trip) and return its result."""
+        if kwargs:
+            raise self._keyword_error(kwargs)
         m = self._marshaller
         if m is None:
             return self._call_raw(args)
         if not self._live:
             raise self._freed_error()
         arena = self._arena
+        device = self._device
+        _calling.device = device
         t = _perf()
         try:
-            result = m.call(self._link, self._entry, self._args_addr, arena.address, arena.capacity,
-                            args, self._grow, self._budget)
+            try:
+                result = m.call(self._link, self._entry, self._args_addr, arena.address,
+                                arena.capacity, args, self._grow, self._budget)
+            except TypeError:
+                # a NumPy scalar of another type (np.int64(5) for an int): take
+                # its value, range-checked like a Python number (nothing was sent)
+                plain = _plain_scalars(args)
+                if plain is None:
+                    raise
+            else:
+                plain = None
+            if plain is not None:
+                result = m.call(self._link, self._entry, self._args_addr, arena.address,
+                                arena.capacity, plain, self._grow, self._budget)
         except ExecutionFaultError as e:
             self._explain_fault(e)
             raise
+        finally:
+            _calling.device = None
+            if device.console_pending:
+                _end_console_line(device)
         self._last_s = _perf() - t
         self._calls += 1
         return result
+
+    def _keyword_error(self, kwargs: Dict[str, Any]) -> TypeError:
+        params = ", ".join(f"{p.c_type or p.dtype} {p.name}" for p in self.signature.params)
+        return TypeError(f"{self.name}() takes its arguments by position, in the C order "
+                         f"({params}); got keyword argument(s) {', '.join(map(repr, kwargs))}")
 
     def _grow_arena(self, nbytes: int):
         address = self._arena.ensure(nbytes)
@@ -214,6 +248,9 @@ class JITFunction(_OnImage):
         except ExecutionFaultError as e:
             self._explain_fault(e)
             raise
+        finally:
+            if self._device.console_pending:
+                _end_console_line(self._device)
         self._last_s = _perf() - t
         self._calls += 1
         self._stats.cycles, self._stats.instructions = r.cycles, r.instret
@@ -312,10 +349,16 @@ class JITFunction(_OnImage):
     def _drop(self) -> None:
         """The session is closing and frees all device memory itself."""
         self._live = False
+        self._session_closed = True
         self._image.live = False
         self._arena.address = self._arena.capacity = 0
 
     def _freed_error(self) -> FreedFunctionError:
+        if self._session_closed:
+            return FreedFunctionError(
+                f"{self.name}() belonged to a P4JIT session that was closed (jit.close() or the end "
+                f"of its 'with' block); load it again in an open session: jit = P4JIT(); "
+                f"jit.load(...)")
         return FreedFunctionError(
             f"{self.name}() was freed and can no longer be called; load it again with jit.load()")
 
@@ -397,6 +440,28 @@ class JITModule(_OnImage):
     def __repr__(self) -> str:
         state = f"at 0x{self.code_addr:08X}" if self.valid else "freed"
         return f"<JITModule ({', '.join(self.functions)}) {state}>"
+
+
+def _end_console_line(device) -> None:
+    """Deliver a line the kernel printed without its newline, at the end of
+    the call that printed it (never masking the call's own error)."""
+    try:
+        device.flush_console()
+    except (P4JITError, ValueError, OSError) as e:
+        _log.debug("console flush: %s", e)
+
+
+def _plain_scalars(args) -> Optional[tuple]:
+    """``args`` with NumPy number scalars replaced by their Python values, or
+    None if there is none (then the TypeError was about something else)."""
+    changed = False
+    out = []
+    for a in args:
+        if isinstance(a, np.generic) and a.dtype.kind in "biuf" and a.dtype.itemsize <= 8:
+            a = a.item()
+            changed = True
+        out.append(a)
+    return tuple(out) if changed else None
 
 
 def _locate(binary, pc: Optional[int], builder=None) -> Optional[str]:

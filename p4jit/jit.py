@@ -24,8 +24,8 @@ from typing import Any, Callable, Dict, Optional, Sequence, Union, overload
 import numpy as np
 
 from . import _core, _paths
-from .device_array import DeviceArray, ShapeLike, normalise_shape
-from .errors import P4JITError
+from .device_array import DeviceArray, ShapeLike, check_dtype, normalise_shape
+from .errors import ConfigError, P4JITError
 from .function import FunctionStats, JITFunction, JITModule, _Image
 from .log import INFO_VERBOSE, console_logger, get_logger
 from .memory_caps import DEFAULT_CODE_CAPS, DEFAULT_DATA_CAPS, caps_to_str
@@ -100,6 +100,8 @@ class P4JIT:
 
     Raises:
         p4jit.DeviceConnectionError: no device could be reached on ``port``.
+        p4jit.ConfigError: the config file (``config_path``, ``$P4JIT_CONFIG``)
+            or a ``P4JIT_*`` variable is wrong; the message names file and line.
     """
 
     def __init__(self, port: Optional[str] = None, config_path: Optional[PathLike] = None, *,
@@ -133,6 +135,11 @@ class P4JIT:
         except BaseException:
             transport.close()
             raise
+        if isinstance(self._builder_error, ConfigError):
+            # a config mistake is the user's to fix now, not at the first load
+            device.close()
+            error, self._builder_error = self._builder_error, None
+            raise error
         self.session = Session(device)
         self._closed = False
         _log.info("Connected to %s (protocol v%s) in %.0f ms",
@@ -187,8 +194,10 @@ class P4JIT:
         """Compile ``source``, place it on the device and return a callable.
 
         Args:
-            source: the C/C++/assembly file holding the entry function; every
-                .c .cpp .cc .cxx .S file in its folder is compiled with it.
+            source: the C/C++/assembly file holding the entry function. Every
+                .c .cpp .cc .cxx .S file in its folder is compiled, and those
+                defining something the entry needs are linked with it (so two
+                versions of a kernel may share a folder).
             function_name: the entry function, or a list of them to load as one
                 :class:`JITModule` (functions as attributes, one shared image).
             optimization: 'O0', 'O1', 'O2', 'O3', 'Os' or 'Og'.
@@ -205,8 +214,8 @@ class P4JIT:
                 later through ``func.sync_arrays``).
             budget_ms: execution budget per call; a kernel running longer is
                 stopped with ``ExecutionTimeoutError`` (None: the session's).
-            extra_cflags: more compiler flags, e.g. ``['-DN=64', '-ffast-math']``.
-            include_dirs: more ``-I`` folders.
+            extra_cflags: more compiler flags, a list: ``['-DN=64', '-ffast-math']``.
+            include_dirs: more ``-I`` folders, a list.
             firmware_elf: the firmware ELF of the symbol bridge (default: from
                 the config, ``$P4JIT_FIRMWARE_ELF``, or the virtual device's ROM).
             base_address, arg_address, output_dir: accepted for scripts written
@@ -217,6 +226,8 @@ class P4JIT:
             a :class:`JITFunction` for one name, a :class:`JITModule` for a list.
 
         Raises:
+            TypeError, ValueError: ``source`` is a folder, ``function_name`` is
+                not a name, ``extra_cflags``/``include_dirs`` is a single string.
             p4jit.BuildError: the compiler or linker failed (its output attached).
             p4jit.SignatureError: the function is not in the sources, or its
                 signature cannot be carried by the 32 argument slots (a ValueError).
@@ -225,6 +236,7 @@ class P4JIT:
             p4jit.AllocationError: the device has no room for the code.
         """
         self._check_open()
+        _check_load_args(source, function_name, extra_cflags, include_dirs)
         for legacy, value in (("base_address", base_address), ("arg_address", arg_address),
                               ("output_dir", output_dir)):
             if value is not None:
@@ -374,17 +386,16 @@ class P4JIT:
     def empty(self, shape: ShapeLike, dtype: Any = np.float32, *, caps: int = DEFAULT_DATA_CAPS,
               alignment: int = 16) -> DeviceArray:
         """A new device-resident array with undefined contents."""
-        return self._new_array(normalise_shape(shape), np.dtype(dtype), caps, alignment)
+        return self._new_array(normalise_shape(shape), check_dtype(dtype), caps, alignment)
 
     def zeros(self, shape: ShapeLike, dtype: Any = np.float32, *, caps: int = DEFAULT_DATA_CAPS,
               alignment: int = 16) -> DeviceArray:
         """A new device-resident array filled with zeros."""
-        return self.array(np.zeros(normalise_shape(shape), dtype), caps=caps, alignment=alignment)
+        return self.array(np.zeros(normalise_shape(shape), check_dtype(dtype)), caps=caps, alignment=alignment)
 
     def _new_array(self, shape, dtype: np.dtype, caps: int, alignment: int) -> DeviceArray:
         self._check_open()
-        if dtype.hasobject:
-            raise TypeError(f"device arrays hold plain data; dtype {dtype} holds Python objects")
+        dtype = check_dtype(dtype)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         addr = self.session.device.allocate(max(nbytes, 1), caps, alignment, owner="DeviceArray")
         arr = DeviceArray(self.session.device, addr, shape, dtype, caps, owner=self)
@@ -426,6 +437,7 @@ class P4JIT:
             obj._drop()
         for arr in list(self._arrays):
             arr._device = None
+            arr._gone = "belonged to a P4JIT session that was closed"
         self._owned = weakref.WeakSet()
         self._arrays = weakref.WeakSet()
         self.session.device.close()
@@ -447,11 +459,35 @@ class P4JIT:
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError("this P4JIT session is closed; make a new one with P4JIT()")
+        if self.session.device.closed:
+            raise ValueError("this P4JIT session's device was disconnected (device.disconnect()); "
+                             "make a new session with P4JIT()")
 
     def __repr__(self) -> str:
         if self._closed:
             return "<P4JIT closed>"
         return f"<P4JIT on {self.session.port!r}{' (virtual ESP32-P4)' if self.session.is_simulator else ''}>"
+
+
+def _check_load_args(source: Any, function_name: Any, extra_cflags: Any, include_dirs: Any) -> None:
+    """TypeErrors/ValueErrors for the mistakes load() would otherwise report
+    far from their cause (a gcc error, a 'NoneType is not iterable')."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"load(): source must be the path of the kernel's entry file (str or Path), "
+                        f"got {type(source).__name__}")
+    path = Path(source).expanduser()
+    if path.is_dir():
+        raise ValueError(f"load(): source {str(path)!r} is a folder; pass the kernel's entry file, "
+                         f"e.g. {str(path / 'kernel.c')!r} (the other sources in its folder are "
+                         f"linked with it as needed)")
+    if function_name is None or isinstance(function_name, (bytes, int, float)):
+        raise TypeError(f"load(): function_name must be the C function's name (a str) or a list of "
+                        f"names, got {function_name!r}")
+    for what, value, example in (("extra_cflags", extra_cflags, "['-DN=64', '-ffast-math']"),
+                                 ("include_dirs", include_dirs, "['include/']")):
+        if isinstance(value, (str, bytes, os.PathLike)):
+            raise TypeError(f"load(): {what} must be a list, e.g. {example}, got the single "
+                            f"{type(value).__name__} {value!r}; write [{value!r}]")
 
 
 class FirmwareMismatchError(P4JITError):

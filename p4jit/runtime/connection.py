@@ -241,17 +241,31 @@ def _now() -> float:
 
 # ---- serial ports ------------------------------------------------------------------------
 
-def _open_serial(path: str, *, port: str, description: str) -> Transport:
+def _open_serial(path: str, *, port: str, description: str, origin: str = "") -> Transport:
+    """Open a serial port (``origin``: where the name came from, e.g.
+    ``$P4JIT_PORT``, for the message)."""
     try:
         import serial  # pyserial
     except ImportError as e:  # pragma: no cover - a declared dependency
         raise DeviceConnectionError("pyserial is required for serial ports: pip install pyserial") from e
+    named = f"{path} (from {origin})" if origin else path
+    fix = (f"set {origin.lstrip('$')} to the board's port (e.g. /dev/ttyACM0), to 'sim' for the "
+           f"virtual device, or unset it" if origin else
+           "pass the board's port (e.g. port='/dev/ttyACM0') or port='sim' for the virtual device")
+    if "://" not in path and not path.upper().startswith("COM") and not os.path.exists(path):
+        raise DeviceConnectionError(f"cannot open {named}: no such device. Is the board plugged in? "
+                                    f"Otherwise {fix}")
     try:
         ser = serial.Serial(path, baudrate=115200, timeout=0, write_timeout=None, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as e:
+        import errno
+
+        if getattr(e, "errno", None) == errno.ENOTTY or "Inappropriate ioctl" in str(e):
+            raise DeviceConnectionError(f"{named} is not a serial port (it takes no serial "
+                                        f"settings); {fix}") from None
         raise DeviceConnectionError(
-            f"cannot open {path}: {e}. Is the device plugged in, and is no other program (a serial "
-            f"monitor, another p4jit session) using the port?") from e
+            f"cannot open {named}: {e}. Is the device plugged in, and is no other program (a serial "
+            f"monitor, another p4jit session) using the port? Otherwise {fix}") from e
     return Transport(ser.fileno(), port, description, owner=ser)
 
 
@@ -315,8 +329,10 @@ def open_transport(port: Optional[str] = None, *, probe_timeout: float = PROBE_T
     """Open what ``port`` names (see the module docstring)."""
     if isinstance(port, Transport):
         return port
+    origin = ""
     if port is None:
         port = os.environ.get(ENV_PORT) or None
+        origin = "$" + ENV_PORT if port else ""
     if port is None:
         t = find_board(probe_timeout)
         if t is not None:
@@ -337,9 +353,10 @@ def open_transport(port: Optional[str] = None, *, probe_timeout: float = PROBE_T
         return open_transport(None, probe_timeout=probe_timeout, sim_args=sim_args)
     if low.startswith("pty:"):
         path = port.strip()[4:]
-        t = _open_serial(path, port=port, description=f"pseudo-terminal {path}")
+        t = _open_serial(path, port=port, description=f"pseudo-terminal {path}", origin=origin)
         t.is_simulator = True
         return t
     if low.startswith("sim"):
-        raise ValueError(f"unknown virtual-device port {port!r}; use 'sim', 'sim:v1' or 'sim:pty'")
-    return _open_serial(port.strip(), port=port, description=f"ESP32-P4 on {port.strip()}")
+        raise ValueError(f"unknown virtual-device port {port!r}{' (from ' + origin + ')' if origin else ''}; "
+                         f"use 'sim', 'sim:v1' or 'sim:pty'")
+    return _open_serial(port.strip(), port=port, description=f"ESP32-P4 on {port.strip()}", origin=origin)

@@ -326,6 +326,11 @@ class Device:
             if self._console_cb is not None:
                 self._console_cb(line)
 
+    @property
+    def console_pending(self) -> bool:
+        """True while the device printed a line without its newline yet."""
+        return bool(self._console_partial)
+
     def flush_console(self) -> None:
         """Deliver console text still buffered (an unterminated last line too)."""
         rest = self.link.take_console()
@@ -450,6 +455,10 @@ class Device:
             except P4JITError:
                 pass
         self._finalizer()
+
+    def disconnect(self) -> None:
+        """The original's name for :meth:`close`."""
+        self.close()
 
     def __enter__(self) -> "Device":
         return self

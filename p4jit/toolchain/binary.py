@@ -57,7 +57,8 @@ class BinaryObject:
                  entry_points: Dict[str, int], signatures: Dict[str, Signature],
                  sections: List[Section], symbols: List[Symbol], elf_path: Optional[str] = None,
                  objdump: Optional[str] = None, entry_symbols: Optional[Dict[str, str]] = None,
-                 firmware_elf: Optional[str] = None, source_dir: Optional[str] = None) -> None:
+                 firmware_elf: Optional[str] = None, source_dir: Optional[str] = None,
+                 build_dir: Optional[str] = None) -> None:
         self.data = data
         self.base_address = base_address
         self.args_address = args_address
@@ -70,6 +71,8 @@ class BinaryObject:
         self.firmware_elf = firmware_elf
         #: the kernel's folder: the DWARF names its files relative to it ("./k.c")
         self.source_dir = source_dir
+        #: the pass-1 folder in the build cache (holds the generated wrapper)
+        self.build_dir = build_dir
         self._objdump = objdump
 
     @classmethod
@@ -98,7 +101,8 @@ class BinaryObject:
                    symbols=symbols, elf_path=os.fspath(elf),
                    objdump=toolchain.tool("objdump") if toolchain else None,
                    entry_symbols=prepared.entry_symbols, firmware_elf=prepared.firmware_elf,
-                   source_dir=os.path.dirname(prepared.source) if prepared.source else None)
+                   source_dir=os.path.dirname(prepared.source) if prepared.source else None,
+                   build_dir=prepared.build_dir or None)
 
     # -- addresses --
 
@@ -141,9 +145,27 @@ class BinaryObject:
 
     @property
     def metadata(self) -> Dict[str, Any]:
-        """The original's signature JSON for the first entry function (parameters
-        with their slot addresses, result slot), plus code/entry addresses."""
+        """The signature JSON of the first entry function.
+
+        The original's keys: ``name``, ``return_type``, ``parameters`` (each
+        with ``type``, ``name``, ``category`` 'value'/'pointer'), ``arguments``,
+        ``result`` and ``addresses`` (``code_base``, ``arg_base``,
+        ``args_array_size``, ``args_array_bytes``); and ours beside them:
+        ``function``, ``arg_address``, per-parameter ``dtype``/``slot``/``slots``,
+        ``entry_symbol``, ``entry_address``, ``code_address``, ``size``.
+        """
         return self._meta(next(iter(self.signatures)))
+
+    @property
+    def wrapper_source(self) -> str:
+        """The generated wrapper (RISC-V assembly: it moves the argument slots
+        into registers, calls the entry function, stores the result in its slot)."""
+        path = Path(self.build_dir or "") / "wrapper.s"
+        try:
+            return path.read_text()
+        except OSError:
+            raise build_error(f"the wrapper of this binary is no longer in the build cache ({path}); "
+                              f"load the function again to regenerate it") from None
 
     @property
     def metadata_all(self) -> Dict[str, Any]:
@@ -153,7 +175,16 @@ class BinaryObject:
                 "functions": [self._meta(n) for n in self.signatures]}
 
     def _meta(self, name: str) -> Dict[str, Any]:
-        m = self.signatures[name].metadata(self.args_address)
+        sig = self.signatures[name]
+        m = sig.metadata(self.args_address)
+        # the original's shape (its t01 tutorial reads these keys)
+        m["name"] = name
+        m["return_type"] = sig.ret_c_type
+        m["arguments"] = [dict(p) for p in m["parameters"]]
+        if sig.ret_slot is not None:
+            m["result"]["index"] = sig.ret_slot
+        m["addresses"] = {"code_base": f"0x{self.base_address:08x}", "arg_base": f"0x{self.args_address:08x}",
+                          "args_array_size": ARG_SLOTS, "args_array_bytes": ARG_SLOTS * SLOT_SIZE}
         m["entry_symbol"] = self.entry_symbols.get(name, "call_remote")
         m["entry_address"] = f"0x{self.entry(name):08X}"
         m["code_address"] = f"0x{self.base_address:08X}"

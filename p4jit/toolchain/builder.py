@@ -25,6 +25,7 @@ from .binary import BinaryObject
 from .cache import BuildCache
 from .codegen import END_SYMBOL, WRAPPER_VERSION, linker_script, wrapper_source, wrapper_symbol
 from .config import BuildConfig, ConfigLike, load_config, user_cache_dir
+from .diagnostics import cxx_header_hint, link_error_hint, name_sources
 from .discovery import Toolchain, find_toolchain
 
 __all__ = ["Builder", "PreparedBuild", "clear_cache"]
@@ -183,16 +184,8 @@ def _normalise_opt(opt: str) -> str:
     return "-" + opt
 
 
-def _hint_for_link_error(output: str, firmware: Optional[str]) -> str:
-    if "undefined reference" not in output:
-        return ""
-    if firmware:
-        return (f"\nhint: symbols not defined in the kernel's sources are resolved against the "
-                f"firmware ELF {firmware}, libgcc and nothing else; define them in a source file "
-                f"beside the entry file, or check the name (C++ functions called from C need extern \"C\")")
-    return ("\nhint: built without a firmware ELF (use_firmware_elf=False or none available): only "
-            "picolibc and libgcc are linked in; printf/malloc need the device's firmware "
-            "(use_firmware_elf=True)")
+_SIBLINGS = "siblings.a"          # every source beside the entry file (IR too, with LTO)
+_ASM_SIBLINGS = "siblings-asm.a"  # with LTO: the assembly ones, for pass 2
 
 
 _FIRST_MARKER = r'#\s*\d+\s+"((?:[^"\\]|\\.)*)"'  # compiled on first use (re caches it)
@@ -247,8 +240,7 @@ class Builder:
 
     def __init__(self, config: ConfigLike = None) -> None:
         self.config: BuildConfig = load_config(config)
-        root = self.config.get("cache", "dir") or ""
-        self.cache = BuildCache(Path(root).expanduser() if root else user_cache_dir())
+        self.cache = BuildCache(_cache_root(self.config))
         self._toolchain: Optional[Toolchain] = None
         self._prepared: Dict[str, PreparedBuild] = {}
 
@@ -310,9 +302,17 @@ class Builder:
         flags += ["-frandom-seed=p4jit"]
         flags += [f"-I{Path(d).expanduser().resolve()}" for d in include_dirs]
         flags += [f"-I{entry_dir}"]
+        if lang == "c++":  # before the C library's: <cmath> includes the next <math.h>
+            flags += [f"-isystem{d}" for d in self._cxx_include_dirs()]
         flags += [f"-isystem{d}" for d in tc.include_dirs]
         flags += list(extra_cflags)
         return flags
+
+    def _cxx_include_dirs(self) -> List[str]:
+        """The C++ standard headers of this toolchain profile, if the config
+        names them (Debian's cross compiler ships none)."""
+        dirs = self.config.get("profiles", self.toolchain.profile, "cxx_include_dirs") or []
+        return [str(Path(d).expanduser()) for d in dirs]
 
     # -- pass 0: compile ------------------------------------------------------------------
 
@@ -385,6 +385,8 @@ class Builder:
                 self.cache.stats.compiles += len(g)
                 if code != 0:
                     names = ", ".join(os.path.basename(s.path) for s, _ in g)
+                    if any(s.lang == "c++" for s, _ in g):
+                        out += cxx_header_hint(out, self._cxx_include_dirs(), self.toolchain.profile)
                     raise build_error(f"compiling {names} failed:", out, argv)
                 if out.strip():
                     warnings.append(out)
@@ -435,7 +437,13 @@ class Builder:
         Raises BuildError (compiler/linker output attached) or SignatureError."""
         entry = Path(source).expanduser()
         if not entry.is_file():
-            raise build_error(f"source file {entry} not found")
+            if entry.is_dir():
+                raise build_error(f"source {entry} is a folder; pass the kernel's entry file in it")
+            if entry.is_absolute():
+                raise build_error(f"source file {entry} not found; check the path")
+            raise build_error(f"source file {entry} not found in the current folder ({os.getcwd()}); "
+                              f"check the path (in a script, name the file from the script's folder: "
+                              f"Path(__file__).parent / {str(entry)!r})")
         entry = entry.resolve()
         if entry.suffix not in _LANG_BY_EXT:
             raise build_error(f"{entry}: unknown source type {entry.suffix!r}; expected one of "
@@ -482,7 +490,7 @@ class Builder:
 
         objkeys = [s.objdir.name for s in sources]  # type: ignore[union-attr]
         libs = list(tc.libgcc) if fw else [*tc.libc, *tc.libgcc]
-        key = sha1_text("p1", WRAPPER_VERSION, objkeys, names, lto, opt, tc.identity,
+        key = sha1_text("p1", WRAPPER_VERSION, _SIBLINGS, objkeys, names, lto, opt, tc.identity,
                         self.cache.stat_digest(fw) if fw else None, libs,
                         self.config.get("linker"), self.config.get("compiler", "cflags"))
         mem = self._prepared.get(key)
@@ -544,17 +552,25 @@ class Builder:
                       f"-fdebug-prefix-map={entry.parent}=.", f"-fdebug-prefix-map={tmp}=."]
             if lto:
                 wflags += ["-flto", "-flto-partition=one"]
-            objs = [str(s.obj) for s in sources]
+            # The entry file is linked whole; its siblings go into an archive,
+            # from which the linker takes only the members that define
+            # something still undefined: kernel_v1.c and kernel_v2.c defining
+            # the same function live side by side.
+            siblings = sources[1:]
+            if siblings:
+                self._archive(tmp, _SIBLINGS, siblings, plugin=lto)
+            objs = [str(sources[0].obj), *([_SIBLINGS] if siblings else [])]
             argv = [tc.gcc, *wflags, "-nostdlib", "-nostartfiles", "-static", "-save-temps",
                     *self._ld_options("pass1.ld", syms.values(), prefix="-Wl,"),
-                    *objs, "wrapper.s", *(["-Wl,-R," + str(fw)] if fw else []),
+                    "wrapper.s", *objs, *(["-Wl,-R," + str(fw)] if fw else []),
                     "-Wl,--start-group", *libs, "-Wl,--end-group", "-o", "pass1.elf"]
             log.debug("pass 1: linking at 0x%08X", code_addr)
             with self.cache.stats.timed("pass1"):
                 code, out = run_tool(argv, self.cache.stats, cwd=tmp)
             self.cache.stats.links += 1
             if code != 0:
-                raise build_error("linking failed:", out + _hint_for_link_error(out, str(fw) if fw else None),
+                out = name_sources(out, [(s.path, s.obj) for s in sources], (_SIBLINGS, _ASM_SIBLINGS), tmp)
+                raise build_error("linking failed:", out + link_error_hint(out, str(fw) if fw else None),
                                   argv)
             if out.strip():
                 warnings += out
@@ -572,15 +588,24 @@ class Builder:
                     raise build_error("LTO link left no ltrans object (gcc -save-temps); "
                                       "set compiler.lto: off", out)
                 keep += [p.name for p in ltrans]
-                plain = [str(s.obj) for s in sources if s.lang.startswith("asm")]
+                # the IR became the ltrans objects; assembly stays as it was
+                plain = [str(sources[0].obj)] if sources[0].lang.startswith("asm") else []
+                asm = [s for s in siblings if s.lang.startswith("asm")]
+                if asm:
+                    self._archive(tmp, _ASM_SIBLINGS, asm, plugin=False)
+                    keep.append(_ASM_SIBLINGS)
                 defsyms = self._early_debug_refs(ltrans)
             else:
-                plain = objs
+                plain = [str(sources[0].obj)]
+                if siblings:
+                    keep.append(_SIBLINGS)
             for f in list(tmp.iterdir()):
                 if f.name not in keep and f.name not in ("wrapper.s", "pass1.ld", "pass1.elf"):
                     f.unlink()
             final = self.cache.path("p1", key)
-            inputs = [*plain, *(str(final / k) for k in keep)]
+            # wrapper first, archives last (they serve what the objects need)
+            inputs = [*(str(final / k) for k in keep if not k.endswith(".a")), *plain,
+                      *(str(final / k) for k in keep if k.endswith(".a"))]
             prep = PreparedBuild(
                 size=size, alignment=align,
                 signatures={e.signature.name: e.signature for e in entries},
@@ -596,6 +621,24 @@ class Builder:
             log.warning("%s", warnings.rstrip())
         log.debug("pass 1: %d bytes, alignment %d", size, align)
         return prep
+
+    def _archive(self, folder: Path, name: str, members: List[_Source], plugin: bool) -> None:
+        """``folder/name``: an archive of the members' objects, each named after
+        its source file (``b.c.o``: unique, and readable in linker messages).
+        ``plugin``: made with gcc-ar, whose symbol index covers LTO objects."""
+        import shutil
+
+        names = []
+        for s in members:
+            member = os.path.basename(s.path) + ".o"
+            shutil.copyfile(s.obj, folder / member)
+            names.append(member)
+        tool = self.toolchain.tool("gcc-ar" if plugin else "ar")
+        code, out = run_tool([tool, "rcsD", name, *names], self.cache.stats, cwd=folder)
+        if code != 0:
+            raise build_error(f"making the archive of the sibling sources failed ({tool}):", out)
+        for member in names:
+            (folder / member).unlink()
 
     @staticmethod
     def _early_debug_refs(ltrans: List[Path]) -> List[str]:
@@ -689,7 +732,8 @@ class Builder:
                 code, text = run_tool(argv, self.cache.stats, cwd=tmp)
             self.cache.stats.links += 1
             if code != 0:
-                raise build_error("linking (pass 2) failed:", text + _hint_for_link_error(text, fw), argv)
+                text = name_sources(text, [(p, None) for p in prepared.sources], (_SIBLINGS, _ASM_SIBLINGS), tmp)
+                raise build_error("linking (pass 2) failed:", text + link_error_hint(text, fw), argv)
             self.cache.publish_file(tmp / "image.elf", out)
         finally:
             _rmtree(tmp)
@@ -719,6 +763,19 @@ def clear_cache(cache_dir: Optional[StrPath] = None) -> int:
     """Remove every cached build (objects, links) from the build cache
     (``cache_dir``, else the configured one); return the number of entries removed."""
     if cache_dir is None:
-        root = load_config().get("cache", "dir") or ""
-        cache_dir = Path(root).expanduser() if root else user_cache_dir()
+        cache_dir = _cache_root(load_config())
     return BuildCache(Path(cache_dir)).clear()
+
+
+def _cache_root(config: BuildConfig) -> Path:
+    """The configured cache folder, or a temporary one if it is unusable."""
+    from .cache import usable_root
+
+    root = config.get("cache", "dir") or ""
+    if os.environ.get("P4JIT_CACHE_DIR"):
+        origin = "$P4JIT_CACHE_DIR"
+    elif root:
+        origin = "the config's cache.dir"
+    else:
+        origin = "the default location (set P4JIT_CACHE_DIR to move it)"
+    return usable_root(Path(root).expanduser() if root else user_cache_dir(), origin)

@@ -31,12 +31,56 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["BuildCache", "FORMAT"]
+__all__ = ["BuildCache", "FORMAT", "usable_root"]
 
 FORMAT = "v1"
 
 # (path, algorithm) -> (stat stamp, hex digest), per process
 _stat_digests: Dict[Tuple[str, str], Tuple[list, str]] = {}
+
+
+# configured root -> the temporary root used instead (one warning per root per process)
+_fallbacks: Dict[str, Path] = {}
+
+
+def usable_root(root: Path, origin: str) -> Path:
+    """``root`` if the cache can live there, else a temporary folder for this
+    process (with one warning naming ``origin``, e.g. ``$P4JIT_CACHE_DIR``).
+
+    Raises:
+        CacheDirError: not even a temporary folder can be made.
+    """
+    key = str(root)
+    if key in _fallbacks:
+        return _fallbacks[key]
+    try:
+        (root / FORMAT).mkdir(parents=True, exist_ok=True)
+        if not os.access(root / FORMAT, os.W_OK | os.X_OK):
+            raise PermissionError(f"no write permission on {root / FORMAT}")
+        return root
+    except OSError as e:
+        reason = e.strerror or str(e)
+        if isinstance(e, (FileExistsError, NotADirectoryError)) or (root.exists() and not root.is_dir()):
+            reason = "a file is in the way, not a folder"
+        problem = f"{root}: {reason}"
+    import atexit
+    import shutil
+    import tempfile
+
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="p4jit-cache-"))
+    except OSError as e:
+        from ..errors import CacheDirError
+
+        raise CacheDirError(f"the build cache folder from {origin} is not usable ({problem}), and no "
+                            f"temporary folder could be made either ({e}). Set P4JIT_CACHE_DIR to a "
+                            f"writable folder") from None
+    atexit.register(shutil.rmtree, tmp, True)
+    _fallbacks[key] = tmp
+    log.warning("the build cache folder from %s is not usable (%s); using a temporary cache (%s) for "
+                "this process, so builds are not kept. Set P4JIT_CACHE_DIR to a writable folder",
+                origin, problem, tmp)
+    return tmp
 
 
 class BuildCache:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from .._paths import default_config_dir
+from ..errors import ConfigError
 
 __all__ = ["BuildConfig", "load_config", "user_cache_dir", "NUMPY_TYPES"]
 
@@ -73,11 +74,107 @@ def _parse_yaml(path: Path) -> Dict[str, Any]:
     # second time in one process (its C module keeps the first import's node
     # classes), as pytest's in-process runs of the plugin tests do.
     loader = yaml.SafeLoader
-    with open(path, "r", encoding="utf-8") as f:
-        data = yaml.load(f, Loader=loader) or {}
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = yaml.load(f, Loader=loader) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"invalid YAML: {problem}. Fix the file (keys and values as in "
+                          f"{default_config_dir() / 'toolchain.yaml'})",
+                          str(path), mark.line + 1 if mark is not None else None) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not a UTF-8 text file ({e.reason}); a toolchain config is YAML text",
+                          str(path)) from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(f"expected a mapping of settings at the top level (like "
+                          f"'compiler:'), got {type(data).__name__}", str(path), 1)
     return data
+
+
+# ---- checking what users write -------------------------------------------------------------
+
+#: Accepted values of the settings whose mistakes would otherwise surface late.
+_CHOICES = {
+    ("compiler", "lto"): ("auto", "on", "off", "true", "false", "yes", "no", "1", "0"),
+}
+
+
+def _key_line(path: Optional[Path], keys: Tuple[str, ...]) -> Optional[int]:
+    """1-based line of the key at ``keys`` in the YAML file (error path only)."""
+    if path is None:
+        return None
+    try:
+        import yaml
+
+        with open(path, "r", encoding="utf-8") as f:
+            node = yaml.compose(f, Loader=yaml.SafeLoader)
+        line = None
+        for k in keys:
+            if not isinstance(node, yaml.MappingNode):
+                return line
+            for knode, vnode in node.value:
+                if knode.value == k:
+                    line, node = knode.start_mark.line + 1, vnode
+                    break
+            else:
+                return line
+        return line
+    except Exception:  # the message matters more than the line
+        return None
+
+
+def _check_layer(data: Mapping[str, Any], schema: Mapping[str, Any], where: str,
+                 path: Optional[Path]) -> None:
+    """Raise ConfigError for a key the defaults do not have (with a guess at
+    the intended one) or a value that cannot work."""
+    import difflib
+
+    def walk(node: Mapping[str, Any], ref: Mapping[str, Any], trail: Tuple[str, ...]) -> None:
+        for k, v in node.items():
+            here = (*trail, str(k))
+            if trail == ("profiles",):
+                # profile names are free; their keys are those of any shipped profile
+                known: Dict[str, Any] = {}
+                for prof in ref.values():
+                    if isinstance(prof, Mapping):
+                        known.update(prof)
+                if not isinstance(v, Mapping):
+                    raise ConfigError(f"'profiles.{k}' must be a mapping of profile settings",
+                                      where, _key_line(path, here))
+                walk(v, {kk: None for kk in known}, here)
+                continue
+            if k not in ref:
+                close = difflib.get_close_matches(str(k), [str(r) for r in ref], n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                name = ".".join(here)
+                valid = ", ".join(str(r) for r in ref)
+                raise ConfigError(f"unknown setting '{name}'; {hint}valid keys here: {valid}",
+                                  where, _key_line(path, here))
+            sub = ref[k]
+            if isinstance(sub, Mapping):
+                if not isinstance(v, Mapping):
+                    raise ConfigError(f"'{'.'.join(here)}' must be a mapping (indented keys "
+                                      f"below it), got {v!r}", where, _key_line(path, here))
+                walk(v, sub, here)
+            else:
+                _check_value(here, v, where, _key_line(path, here) if path is not None else None)
+
+    walk(data, schema, ())
+
+
+def _check_value(keys: Tuple[str, ...], value: Any, where: Optional[str], line: Optional[int],
+                 var: Optional[str] = None) -> None:
+    name = f"${var}" if var else "'" + ".".join(keys) + "'"
+    if keys == ("compiler", "optimization"):
+        import re
+
+        if not isinstance(value, str) or not re.match(r"^-?O([0-3sgz]|fast)?$", value.strip()):
+            raise ConfigError(f"{name}={value!r} is not an optimization level; use one of "
+                              f"O0 O1 O2 O3 Os Og Oz Ofast", where, line)
+    choices = _CHOICES.get(keys)
+    if choices is not None and str(value).strip().lower() not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {' | '.join(choices[:3])}", where, line)
 
 
 def _merge(base: Dict[str, Any], over: Mapping[str, Any]) -> Dict[str, Any]:
@@ -158,17 +255,29 @@ def load_config(config: ConfigLike = None) -> BuildConfig:
         return config
     defaults_path = default_config_dir() / "toolchain.yaml"
     data = _read_yaml(defaults_path)
+    schema = copy.deepcopy(data)
     sources = [str(defaults_path)]
     user = user_config_file()
     if user is not None:
         if not user.is_file():
-            raise FileNotFoundError(f"$P4JIT_CONFIG names {user}, which does not exist")
-        _merge(data, _read_yaml(user))
+            raise ConfigError(f"$P4JIT_CONFIG names {user}, which is not a file; point it at a "
+                              f"YAML file or unset P4JIT_CONFIG")
+        layer = _read_yaml(user)
+        _check_layer(layer, schema, str(user), user)
+        _merge(data, layer)
         sources.append(str(user))
     if isinstance(config, (str, os.PathLike)):
-        _merge(data, _read_yaml(Path(config)))
+        path = Path(config).expanduser()
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "does not exist"
+            raise ConfigError(f"the config file {what}; pass the path of a toolchain YAML file "
+                              f"(see {defaults_path}) or config_path=None for the defaults", str(path))
+        layer = _read_yaml(path)
+        _check_layer(layer, schema, str(path), path)
+        _merge(data, layer)
         sources.append(str(config))
     elif isinstance(config, Mapping):
+        _check_layer(config, schema, "Builder(config=...)", None)
         _merge(data, config)
         sources.append("Builder(config=...)")
     elif config is not None:
@@ -176,6 +285,7 @@ def load_config(config: ConfigLike = None) -> BuildConfig:
     for var, path, conv in _ENV_OVERRIDES:
         val = os.environ.get(var)
         if val:
+            _check_value(path, val, None, None, var=var)
             node = data
             for k in path[:-1]:
                 node = node.setdefault(k, {})

@@ -1,0 +1,2 @@
+/* README, "Your first function". */
+int add(int a, int b) { return a + b; }

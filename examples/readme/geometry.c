@@ -1,0 +1,11 @@
+/* README, "Structs and manual memory". */
+#include <stdint.h>
+
+typedef struct {
+    float x;
+    int32_t y;
+} Point;
+
+float sum_point(Point *p, int8_t z, uint16_t *arr) {
+    return p->x + (float)p->y + (float)z + (float)arr[0];
+}
