@@ -93,10 +93,16 @@ static void usb_drain(void)
     for (;;) {
         size_t room = xStreamBufferSpacesAvailable(s_rx);
         if (room == 0) {
+            /* Leave the rest in the CDC FIFO and flag it. The protocol task
+             * makes room, then reads the flag; this side sets the flag, then
+             * looks at the room again: one of the two sees the other. */
+            bool left = tud_cdc_n_available(P4_ESP_ITF) > 0; /* takes a FIFO mutex */
             portENTER_CRITICAL(&s_lock);
-            s_st.pending = tud_cdc_n_available(P4_ESP_ITF) > 0;
+            s_st.pending = left;
             portEXIT_CRITICAL(&s_lock);
-            break;
+            if (!left || xStreamBufferSpacesAvailable(s_rx) == 0)
+                break;
+            continue;
         }
         size_t n = 0;
         if (tinyusb_cdcacm_read(P4_ESP_ITF, s_rx_chunk,
