@@ -21,6 +21,7 @@
 #include "esp_heap_caps.h"
 #include "esp_log.h"
 #include "esp_rom_sys.h"
+#include "esp_system.h"
 #include "esp_timer.h"
 #include "hal/efuse_hal.h"
 #include "sdkconfig.h"
@@ -198,12 +199,52 @@ static uint64_t p4_esp_cycles(uint32_t delta, int64_t elapsed_us)
     return delta + (wraps << 32);
 }
 
+/* The budget of a call, when CONFIG_P4_JIT_RESTART_ON_BUDGET asks for it:
+ * native code cannot be stopped safely (it may hold a heap or console lock),
+ * so a kernel still running when its budget runs out restarts the chip,
+ * which a host sees as the port going away; better than a board that hangs
+ * until someone presses reset. The esp_timer task (priority 22) preempts the
+ * kernel's task on either core. */
+#if CONFIG_P4_JIT_RESTART_ON_BUDGET
+static esp_timer_handle_t s_budget_timer;
+static p4_addr_t s_budget_entry;
+
+static void p4_esp_budget_expired(void *arg)
+{
+    (void)arg;
+    ESP_LOGE("p4_jit", "kernel at 0x%08x overran its budget: restarting the chip",
+             (unsigned)s_budget_entry);
+    esp_restart();
+}
+
+static void p4_esp_budget_arm(p4_addr_t entry, uint32_t budget_ms)
+{
+    if (budget_ms == 0)
+        return;
+    if (s_budget_timer == NULL) {
+        const esp_timer_create_args_t args = {.callback = p4_esp_budget_expired,
+                                              .name = "p4_jit_budget"};
+        if (esp_timer_create(&args, &s_budget_timer) != ESP_OK) {
+            ESP_LOGW("p4_jit", "no timer for the call budget: this call runs unbounded");
+            return;
+        }
+    }
+    s_budget_entry = entry;
+    (void)esp_timer_start_once(s_budget_timer, (uint64_t)budget_ms * 1000u);
+}
+
+static void p4_esp_budget_disarm(void)
+{
+    if (s_budget_timer != NULL)
+        (void)esp_timer_stop(s_budget_timer); /* ESP_ERR_INVALID_STATE: not armed */
+}
+#endif
+
 /* The chip cannot catch a fault in uploaded code (the panic handler resets
- * it) nor interrupt a runaway kernel: budget_ms is ignored, P4_CAP_FAULTS is
- * not claimed. */
+ * it) nor interrupt a runaway kernel: P4_CAP_FAULTS is not claimed, and
+ * budget_ms only counts with CONFIG_P4_JIT_RESTART_ON_BUDGET (above). */
 void p4_port_exec(void *ctx, p4_addr_t entry, uint32_t budget_ms, p4_exec_result_t *out)
 {
-    (void)budget_ms;
     typedef uint32_t (*p4_esp_entry_t)(void);
     p4_esp_entry_t fn = (p4_esp_entry_t)(uintptr_t)entry;
 #if CONFIG_P4_JIT_CONSOLE_CAPTURE
@@ -213,11 +254,19 @@ void p4_port_exec(void *ctx, p4_addr_t entry, uint32_t budget_ms, p4_exec_result
     (void)ctx;
 #endif
 
+#if CONFIG_P4_JIT_RESTART_ON_BUDGET
+    p4_esp_budget_arm(entry, budget_ms);
+#else
+    (void)budget_ms;
+#endif
     int64_t t0 = esp_timer_get_time();
     uint32_t c0 = (uint32_t)esp_cpu_get_cycle_count();
     uint32_t a0 = fn();
     uint32_t c1 = (uint32_t)esp_cpu_get_cycle_count();
     int64_t t1 = esp_timer_get_time();
+#if CONFIG_P4_JIT_RESTART_ON_BUDGET
+    p4_esp_budget_disarm();
+#endif
 
 #if CONFIG_P4_JIT_CONSOLE_CAPTURE
     p4_esp_console_end(&console, f);
