@@ -75,6 +75,11 @@ p4_esp_deadline_t p4_esp_deadline(uint32_t timeout_ms);
 uint32_t p4_esp_deadline_slice(const p4_esp_deadline_t *d, uint32_t poll_ms);
 bool p4_esp_deadline_passed(const p4_esp_deadline_t *d);
 
+/* For a link's write: true (and logged) when the host has taken no byte since
+ * tick `last_progress` for longer than the stall limit (2 s); the write then
+ * gives up on the `left` bytes. */
+bool p4_esp_tx_stalled(uint32_t last_progress, size_t left);
+
 #if CONFIG_P4_JIT_TRANSPORT_TINYUSB
 extern const p4_esp_link_t p4_esp_link_tinyusb;
 #endif

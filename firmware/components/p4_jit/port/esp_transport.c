@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "esp_log.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
 #include "sdkconfig.h"
@@ -75,4 +76,16 @@ uint32_t p4_esp_deadline_slice(const p4_esp_deadline_t *d, uint32_t poll_ms)
 bool p4_esp_deadline_passed(const p4_esp_deadline_t *d)
 {
     return d->budget != UINT32_MAX && (uint32_t)xTaskGetTickCount() - d->start >= d->budget;
+}
+
+/* A write gives up when the host has not taken a byte for this long. */
+#define P4_ESP_TX_STALL_MS 2000
+
+bool p4_esp_tx_stalled(uint32_t last_progress, size_t left)
+{
+    if ((uint32_t)xTaskGetTickCount() - last_progress <= (uint32_t)pdMS_TO_TICKS(P4_ESP_TX_STALL_MS))
+        return false;
+    ESP_LOGW("p4_jit", "host stopped reading for %d ms: dropped %u bytes", P4_ESP_TX_STALL_MS,
+             (unsigned)left);
+    return true;
 }

@@ -54,8 +54,6 @@ static const char *TAG = "p4_jit_usb";
 /* A blocked write re-checks the FIFO at least this often (a missed
  * completion costs at most this much). */
 #define P4_ESP_TX_WAIT_MS 10
-/* p4_port_write gives up when the host has not taken a byte for this long. */
-#define P4_ESP_TX_STALL_MS 2000
 /* Closes that can wait in line before the protocol task reaches them; more
  * are merged into the last one (those sessions sent nothing worth keeping). */
 #define P4_ESP_MAX_MARKS 4
@@ -237,11 +235,8 @@ static int usb_write(const uint8_t *buf, size_t len)
         }
         if (usb_host_gone())
             return -1;
-        if (xTaskGetTickCount() - last_progress > pdMS_TO_TICKS(P4_ESP_TX_STALL_MS)) {
-            ESP_LOGW(TAG, "host stopped reading for %d ms: dropped %u bytes", P4_ESP_TX_STALL_MS,
-                     (unsigned)(len - sent));
+        if (p4_esp_tx_stalled((uint32_t)last_progress, len - sent))
             return -1;
-        }
         /* FIFO full: sleep until an IN transfer finishes and frees room. */
         (void)xSemaphoreTake(s_tx_done, pdMS_TO_TICKS(P4_ESP_TX_WAIT_MS) + 1);
     }

@@ -29,8 +29,6 @@ static const char *TAG = "p4_jit_usj";
 
 /* A blocked read wakes this often to notice a stop request. */
 #define P4_USJ_POLL_MS 50
-/* write gives up when the host has not taken a byte for this long. */
-#define P4_USJ_TX_STALL_MS 2000
 /* Driver TX ring: a few full-speed packets' worth is enough at 1 MB/s. */
 #define P4_USJ_TX_RING 4096u
 
@@ -98,11 +96,8 @@ static int usj_write(const uint8_t *buf, size_t len)
         }
         if (usj_stopping())
             return -1;
-        if (xTaskGetTickCount() - last_progress > pdMS_TO_TICKS(P4_USJ_TX_STALL_MS)) {
-            ESP_LOGW(TAG, "host stopped reading for %d ms: dropped %u bytes", P4_USJ_TX_STALL_MS,
-                     (unsigned)(len - sent));
+        if (p4_esp_tx_stalled((uint32_t)last_progress, len - sent))
             return -1;
-        }
     }
     return 0;
 }
