@@ -2,6 +2,7 @@
  * p4_jit.c — the component's public API: p4_jit_start / p4_jit_stop and the
  * FreeRTOS task that runs the portable core over the link to the host.
  */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "esp_check.h"
@@ -36,16 +37,20 @@ static uint8_t *s_tx_buf;
 static p4_alloc_entry_t *s_table;
 
 /* Payload buffers go to PSRAM when there is some (they are large and only
- * touched by memcpy), else to internal RAM. */
+ * touched by memcpy), else to internal RAM. Like host allocations they are
+ * whole cache lines (esp_port.h), so no line is shared with other data. */
 static void *p4_jit_alloc_buffer(size_t size)
 {
+    if (size > SIZE_MAX - (P4_ESP_CACHE_LINE - 1u))
+        return NULL;
+    size_t whole = (size + P4_ESP_CACHE_LINE - 1u) & ~(size_t)(P4_ESP_CACHE_LINE - 1u);
 #if CONFIG_P4_JIT_BUFFERS_IN_PSRAM && CONFIG_SPIRAM
-    void *p = heap_caps_malloc(size, MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT);
+    void *p = heap_caps_aligned_alloc(P4_ESP_CACHE_LINE, whole, MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT);
     if (p != NULL)
         return p;
     ESP_LOGW(TAG, "no PSRAM for a %u-byte buffer, using internal RAM", (unsigned)size);
 #endif
-    return heap_caps_malloc(size, MALLOC_CAP_INTERNAL | MALLOC_CAP_8BIT);
+    return heap_caps_aligned_alloc(P4_ESP_CACHE_LINE, whole, MALLOC_CAP_INTERNAL | MALLOC_CAP_8BIT);
 }
 
 static void p4_jit_release(void)
