@@ -1,6 +1,9 @@
 """The ``p4jit`` command.
 
-    p4jit info [--port PORT]       what the device is: protocol, capabilities, memory, heap
+    p4jit info [--port PORT]       what the device is: protocol, chip revision, build id,
+                                   capabilities, memory, heap
+    p4jit bench [--port PORT]      measure it: round trip, MB/s up and down, call latency
+                                   (a Markdown table to paste into a bug report)
     p4jit sim [--pty] [ARGS...]    run the virtual ESP32-P4 by hand (--pty prints its path;
                                    other options go to p4jit-sim: --v1, --budget-ms N, ...)
     p4jit cache clear|info         the build cache
@@ -18,6 +21,7 @@ __all__ = ["main"]
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .jit import P4JIT, format_heap_stats
+    from .measure import format_chip_revision
 
     with P4JIT(port=args.port, console=False) as jit:
         dev = jit.session.device
@@ -33,9 +37,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
             names = [n[len("P4_CAP_"):].lower() for n in dir(_core)
                      if n.startswith("P4_CAP_") and not n.startswith("P4_CAP_MALLOC") and caps & getattr(_core, n)]
             print(f"features:    {', '.join(sorted(names)) or 'none'}")
+        print(f"chip rev:    {format_chip_revision(getattr(info, 'chip_revision', 0))}")
         build_id = getattr(info, "build_id", b"")
-        if build_id:
-            print(f"build id:    {bytes(build_id).hex()}")
+        print(f"build id:    {bytes(build_id).hex() if build_id else 'unknown'}")
         if getattr(info, "max_payload", None):
             print(f"max payload: {info.max_payload} bytes")
         for region in getattr(info, "regions", ()) or ():
@@ -45,6 +49,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
             print(f"region:      {name:<10} 0x{base:08X} .. 0x{base + size:08X} ({size // 1024} KiB)")
         print(f"round trip:  {dev.ping() * 1e6:.0f} µs")
         print(format_heap_stats(jit.get_heap_stats()))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .measure import run_bench
+
+    print(run_bench(args.port, repeat=args.repeat, calls=args.calls).format())
     return 0
 
 
@@ -90,6 +101,16 @@ def _cmd_version(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return n
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``p4jit`` console script."""
     parser = argparse.ArgumentParser(prog="p4jit", description="p4jit: C kernels on the ESP32-P4 from Python")
@@ -98,6 +119,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = sub.add_parser("info", help="connect and describe the device")
     p.add_argument("--port", default=None, help="'sim', a serial port, or unset for auto-detect")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("bench", help="measure the device: a table for bug reports")
+    p.add_argument("--port", default=None, help="'sim', a serial port, or unset for auto-detect")
+    p.add_argument("--repeat", type=_positive, default=5, help="runs per transfer size (default 5)")
+    p.add_argument("--calls", type=_positive, default=200,
+                   help="round trips and calls per latency (default 200)")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("sim", help="run the virtual ESP32-P4 (p4jit-sim)")
     p.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal and print its path")

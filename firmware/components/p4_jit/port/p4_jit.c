@@ -1,7 +1,8 @@
 /*
  * p4_jit.c — the component's public API: p4_jit_start / p4_jit_stop and the
- * FreeRTOS task that runs the portable core over the USB transport.
+ * FreeRTOS task that runs the portable core over the link to the host.
  */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "esp_check.h"
@@ -36,16 +37,20 @@ static uint8_t *s_tx_buf;
 static p4_alloc_entry_t *s_table;
 
 /* Payload buffers go to PSRAM when there is some (they are large and only
- * touched by memcpy), else to internal RAM. */
+ * touched by memcpy), else to internal RAM. Like host allocations they are
+ * whole cache lines (esp_port.h), so no line is shared with other data. */
 static void *p4_jit_alloc_buffer(size_t size)
 {
+    if (size > SIZE_MAX - (P4_ESP_CACHE_LINE - 1u))
+        return NULL;
+    size_t whole = (size + P4_ESP_CACHE_LINE - 1u) & ~(size_t)(P4_ESP_CACHE_LINE - 1u);
 #if CONFIG_P4_JIT_BUFFERS_IN_PSRAM && CONFIG_SPIRAM
-    void *p = heap_caps_malloc(size, MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT);
+    void *p = heap_caps_aligned_alloc(P4_ESP_CACHE_LINE, whole, MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT);
     if (p != NULL)
         return p;
     ESP_LOGW(TAG, "no PSRAM for a %u-byte buffer, using internal RAM", (unsigned)size);
 #endif
-    return heap_caps_malloc(size, MALLOC_CAP_INTERNAL | MALLOC_CAP_8BIT);
+    return heap_caps_aligned_alloc(P4_ESP_CACHE_LINE, whole, MALLOC_CAP_INTERNAL | MALLOC_CAP_8BIT);
 }
 
 static void p4_jit_release(void)
@@ -67,11 +72,12 @@ static void p4_jit_release(void)
 static void p4_jit_task(void *arg)
 {
     (void)arg;
-    ESP_LOGI(TAG, "serving on USB CDC-ACM (core %d, max payload %u)", xPortGetCoreID(),
+    const p4_esp_link_t *link = p4_esp_link();
+    ESP_LOGI(TAG, "serving on %s (core %d, max payload %u)", link->name, xPortGetCoreID(),
              (unsigned)s_core.cfg.rx_payload_cap);
     for (;;) {
         p4_core_run(&s_core);
-        if (!p4_esp_usb_take_disconnect())
+        if (!link->take_disconnect())
             break; /* stop requested */
         ESP_LOGI(TAG, "host disconnected; %u allocation(s) live",
                  (unsigned)s_core.table_used);
@@ -84,34 +90,60 @@ static void p4_jit_task(void *arg)
     vTaskDelete(NULL);
 }
 
+/* The FreeRTOS core id for a p4_jit_core_t; core 1 on a single-core build
+ * (CONFIG_FREERTOS_UNICORE, where xTaskCreatePinnedToCore rejects it) falls
+ * back to core 0 with a warning. -2 for a value that names no core. */
+static int p4_jit_core_id(p4_jit_core_t core)
+{
+    if (core == P4_JIT_CORE_KCONFIG)
+        core = P4_JIT_CORE_FROM_ID(CONFIG_P4_JIT_TASK_CORE_ID);
+    switch (core) {
+    case P4_JIT_CORE_ANY:
+        return -1;
+    case P4_JIT_CORE_0:
+        return 0;
+    case P4_JIT_CORE_1:
+        if (portNUM_PROCESSORS < 2) {
+            ESP_LOGW(TAG, "core 1 asked for on a single-core build (CONFIG_FREERTOS_UNICORE): "
+                          "running on core 0, where kernels share the CPU with USB and the system");
+            return 0;
+        }
+        return 1;
+    default:
+        return -2;
+    }
+}
+
 esp_err_t p4_jit_start(const p4_jit_config_t *config)
 {
     ESP_RETURN_ON_FALSE(s_task == NULL, ESP_ERR_INVALID_STATE, TAG, "already running");
 
-    int priority = CONFIG_P4_JIT_TASK_PRIORITY;
-    int core_id = CONFIG_P4_JIT_TASK_CORE_ID;
-    int stack_size = CONFIG_P4_JIT_TASK_STACK_SIZE;
-    size_t rx_size = CONFIG_P4_JIT_PAYLOAD_BUFFER_SIZE;
-    size_t tx_size = CONFIG_P4_JIT_PAYLOAD_BUFFER_SIZE;
-    if (config != NULL) {
+    p4_jit_config_t c = P4_JIT_CONFIG_DEFAULT();
+    if (config != NULL) { /* zero fields keep the Kconfig value */
         if (config->task_priority > 0)
-            priority = config->task_priority;
-        if (config->task_core_id >= -1)
-            core_id = config->task_core_id;
+            c.task_priority = config->task_priority;
+        if (config->task_core != P4_JIT_CORE_KCONFIG)
+            c.task_core = config->task_core;
         if (config->stack_size > 0)
-            stack_size = config->stack_size;
+            c.stack_size = config->stack_size;
         if (config->rx_buffer_size > 0)
-            rx_size = config->rx_buffer_size;
+            c.rx_buffer_size = config->rx_buffer_size;
         if (config->tx_buffer_size > 0)
-            tx_size = config->tx_buffer_size;
+            c.tx_buffer_size = config->tx_buffer_size;
     }
-    ESP_RETURN_ON_FALSE(priority < configMAX_PRIORITIES, ESP_ERR_INVALID_ARG, TAG,
-                        "priority %d", priority);
-    ESP_RETURN_ON_FALSE(core_id >= -1 && core_id < portNUM_PROCESSORS, ESP_ERR_INVALID_ARG,
-                        TAG, "core %d", core_id);
+    const int priority = c.task_priority;
+    const int core_id = p4_jit_core_id(c.task_core);
+    const int stack_size = c.stack_size;
+    const size_t rx_size = c.rx_buffer_size;
+    const size_t tx_size = c.tx_buffer_size;
+    ESP_RETURN_ON_FALSE(priority > 0 && priority < configMAX_PRIORITIES, ESP_ERR_INVALID_ARG, TAG,
+                        "priority %d (1..%d)", priority, configMAX_PRIORITIES - 1);
+    ESP_RETURN_ON_FALSE(core_id >= -1, ESP_ERR_INVALID_ARG, TAG,
+                        "task_core %d is no p4_jit_core_t", (int)c.task_core);
     ESP_RETURN_ON_FALSE(rx_size >= P4_CORE_RX_MIN_CAP && tx_size >= P4_CORE_TX_MIN_CAP,
                         ESP_ERR_INVALID_ARG, TAG, "buffer sizes %u/%u", (unsigned)rx_size,
                         (unsigned)tx_size);
+    p4_esp_port_check_config();
 
     esp_err_t err = ESP_ERR_NO_MEM;
     s_rx_buf = p4_jit_alloc_buffer(rx_size);
@@ -142,7 +174,8 @@ esp_err_t p4_jit_start(const p4_jit_config_t *config)
         goto fail;
     }
 
-    err = p4_esp_usb_init(CONFIG_P4_JIT_STREAM_BUFFER_SIZE);
+    const p4_esp_link_t *link = p4_esp_link();
+    err = link->init(CONFIG_P4_JIT_STREAM_BUFFER_SIZE);
     if (err != ESP_OK)
         goto fail;
 
@@ -152,7 +185,7 @@ esp_err_t p4_jit_start(const p4_jit_config_t *config)
                                 (UBaseType_t)priority, &s_task,
                                 core_id < 0 ? tskNO_AFFINITY : (BaseType_t)core_id) != pdPASS) {
         s_task = NULL;
-        p4_esp_usb_deinit();
+        link->deinit();
         err = ESP_ERR_NO_MEM;
         goto fail;
     }
@@ -166,14 +199,14 @@ fail:
 esp_err_t p4_jit_stop(void)
 {
     ESP_RETURN_ON_FALSE(s_task != NULL, ESP_ERR_INVALID_STATE, TAG, "not running");
-    p4_esp_usb_request_stop();
+    p4_esp_link()->request_stop();
     if (xSemaphoreTake(s_done, pdMS_TO_TICKS(P4_JIT_STOP_TIMEOUT_MS)) != pdTRUE) {
         ESP_LOGE(TAG, "task did not stop within %d ms (a kernel still running?)",
                  P4_JIT_STOP_TIMEOUT_MS);
         return ESP_ERR_TIMEOUT;
     }
     s_task = NULL;
-    p4_esp_usb_deinit();
+    p4_esp_link()->deinit();
     p4_jit_release();
     return ESP_OK;
 }
