@@ -57,7 +57,8 @@ from .cell import (LANG_SUFFIX, CellMessages, cell_text, exported_functions, fir
                    materialise)
 from .session import LibrarySource, current
 
-__all__ = ["P4JITMagics", "register", "unregister", "CellBuildError", "CellSignatureError", "cell_parser"]
+__all__ = ["P4JITMagics", "register", "unregister", "CellBuildError", "CellSignatureError", "cell_parser",
+           "parse_cell_line"]
 
 
 # ---- short cell errors ---------------------------------------------------------------------
@@ -84,6 +85,17 @@ class CellSignatureError(_ShortCellError, SignatureError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse would exit the kernel
         raise UsageError(f"%%p4jit: {message}\n{self.format_usage().strip()}")
+
+
+def parse_cell_line(line: str) -> argparse.Namespace:
+    """The magic line's options. ``--cflags "-DN=4 -O1"`` takes its value even
+    though it starts with a dash (argparse alone would refuse it)."""
+    words = shlex.split(line)
+    for i, w in enumerate(words[:-1]):
+        if w == "--cflags":
+            words[i:i + 2] = [f"--cflags={words[i + 1]}"]
+            break
+    return cell_parser().parse_args(words)
 
 
 def cell_parser() -> argparse.ArgumentParser:
@@ -113,12 +125,11 @@ class P4JITMagics(Magics):
     def p4jit(self, line: str, cell: Optional[str] = None) -> Any:
         if cell is None:
             return self._command(line)
-        args = cell_parser().parse_args(shlex.split(line))
-        return self._cell(args, cell)
+        return self._cell(parse_cell_line(line), cell)
 
     @cell_magic
     def p4jit_asm(self, line: str, cell: str) -> Any:
-        args = cell_parser().parse_args(shlex.split(line))
+        args = parse_cell_line(line)
         args.lang = "asm"
         return self._cell(args, cell)
 
