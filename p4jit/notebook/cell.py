@@ -172,31 +172,29 @@ class CellMessages:
     """Rewrites build output about a cell folder so that it names cells.
 
     Args:
-        folder: the cell's folder in the build cache.
-        labels: file name in that folder -> how to call it ("Cell In[7]",
+        labels: file name in the cell's folder -> how to call it ("Cell In[7]",
             "vector_ops.S (Cell In[3])").
     """
 
-    def __init__(self, folder: Path, labels: Dict[str, str]) -> None:
-        self.folder = str(folder)
+    def __init__(self, labels: Dict[str, str]) -> None:
         self.labels = dict(labels)
         names = "|".join(re.escape(n) for n in sorted(self.labels, key=len, reverse=True))
-        path = r"(?:(?:[^\s:'\"`]*/)?)"
-        self._with_line = re.compile(rf"{path}({names}):(\d+)(?::(\d+))?(:?)") if names else None
-        self._bare = re.compile(rf"{path}({names})\b(?!\.)") if names else None
+        path = r"(?:[^\s:'\"`]*/)?"
+        self._mention = (re.compile(rf"{path}({names})(?!\w)(?::(\d+)(?::(\d+))?(:?))?") if names else None)
         self._abs = re.compile(r"(?<![\w.])/(?:[^\s:'\"`()]+/)+([^\s:'\"`()/]+)")
 
     def rewrite(self, text: str) -> str:
         """``/cache/.../cells/<key>/cell.c:5:12: error: ...`` becomes
         ``Cell In[7], line 5, column 12: error: ...``; other paths of the
         build cache shrink to their file names."""
-        if self._with_line is not None:
-            def with_line(m: "re.Match[str]") -> str:
-                where = f"{self.labels[m.group(1)]}, line {m.group(2)}"
-                return where + (f", column {m.group(3)}" if m.group(3) else "") + m.group(4)
+        def mention(m: "re.Match[str]") -> str:
+            where = self.labels[m.group(1)]
+            if m.group(2):
+                where += f", line {m.group(2)}" + (f", column {m.group(3)}" if m.group(3) else "") + m.group(4)
+            return where
 
-            text = self._with_line.sub(with_line, text)
-            text = self._bare.sub(lambda m: self.labels[m.group(1)], text)
+        if self._mention is not None:
+            text = self._mention.sub(mention, text)
         return self._abs.sub(lambda m: m.group(1), text)
 
     def lines(self, text: str) -> List[str]:

@@ -136,7 +136,10 @@ class P4JITMagics(Magics):
     # -- cells --
 
     def _label(self) -> str:
-        return f"Cell In[{self.shell.execution_count}]"
+        """How IPython names the running cell ("Cell In[7]", as in its own tracebacks)."""
+        result = getattr(self.shell.displayhook, "exec_result", None)
+        count = getattr(result, "execution_count", None)
+        return f"Cell In[{count if count is not None else self.shell.execution_count}]"
 
     def _cell(self, args: argparse.Namespace, body: str) -> Any:
         if not body.strip():
@@ -159,7 +162,7 @@ class P4JITMagics(Magics):
                 files[lib.name] = lib.text
                 labels[lib.name] = f"{lib.name} ({lib.label})"
         folder = materialise(jit.builder.cache.path("cells"), files)
-        messages = CellMessages(folder, labels)
+        messages = CellMessages(labels)
         as_module = args.module or len(names) > 1
         try:
             loaded = jit.load(folder / fname, names if as_module else names[0], optimization=args.opt or "O3",
@@ -194,7 +197,7 @@ class P4JITMagics(Magics):
         label = self._label()
         text = cell_text(body)
         folder = materialise(jit.builder.cache.path("cells"), {name: text})
-        _check_compiles(jit, folder / name, CellMessages(folder, {name: label}))
+        _check_compiles(jit, folder / name, CellMessages({name: label}))
         current().libraries[name] = LibrarySource(name, text, label)
         return KeptSource(name, label, _globals(body, lang))
 
