@@ -25,3 +25,17 @@ def run(shell):
     def run_cell(text: str):
         return shell.run_cell(text, store_history=True)
     return run_cell
+
+
+@pytest.fixture
+def kernel_env(tmp_path, monkeypatch, p4jit_port):
+    """A folder to run a notebook in, with a kernel of this interpreter that
+    talks to the test device."""
+    from notebook_runner import install_kernel
+
+    install_kernel(tmp_path / "jupyter")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("P4JIT_PORT", p4jit_port)
+    work = tmp_path / "work"
+    work.mkdir()
+    return work

@@ -6,20 +6,9 @@ import nbformat
 import pytest
 
 from conftest import needs_sim
-from notebook_runner import EXAMPLES, execute, install_kernel, mime_outputs, outputs, stdout_lines, strip
+from notebook_runner import EXAMPLES, execute, mime_outputs, outputs, stdout_lines, strip
 
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
-
-
-@pytest.fixture
-def kernel_env(tmp_path, monkeypatch, p4jit_port):
-    """A kernel of this interpreter, talking to the test device."""
-    install_kernel(tmp_path / "jupyter")
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("P4JIT_PORT", p4jit_port)
-    work = tmp_path / "work"
-    work.mkdir()
-    return work
 
 
 def test_there_are_example_notebooks():

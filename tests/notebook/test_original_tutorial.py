@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import needs_sim
-from notebook_runner import execute, install_kernel, outputs
+from notebook_runner import execute, outputs
 
 RELATIVE = Path("notebooks/tutorials/t01_introduction/t01_introduction.ipynb")
 
@@ -34,13 +34,8 @@ def _original() -> Path:
 @pytest.mark.skipif(not _original().is_file(),
                     reason="the original tutorial is not here: set P4JIT_ORIGINAL_T01 to its .ipynb or "
                            "P4JIT_ORIGINAL_REPO to a checkout of BoumedineBillal/esp32-p4-jit")
-def test_the_original_tutorial_1_runs_unmodified(tmp_path, monkeypatch, p4jit_port):
-    install_kernel(tmp_path / "jupyter")
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("P4JIT_PORT", p4jit_port)
-    work = tmp_path / "work"
-    work.mkdir()
-    nb = execute(_original(), work)             # raises on the first cell that fails
+def test_the_original_tutorial_1_runs_unmodified(kernel_env):
+    nb = execute(_original(), kernel_env)       # raises on the first cell that fails
     device_lines = [line for _, o in outputs(nb) if o.output_type == "stream" and o.name == "stdout"
                     for line in o.text.splitlines() if line.startswith("[JIT] ")]
     assert device_lines[:4] == ["[JIT] process_audio() called", "[JIT] Array size: 48000 samples",
