@@ -101,11 +101,20 @@ def progress_visible() -> bool:
     mode = progress_mode()
     if mode == "off":
         return False
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
-        return False
-    return mode == "on" or _in_notebook() or _on_terminal()
+    return (mode == "on" or _in_notebook() or _on_terminal()) and _have_tqdm()
+
+
+_tqdm_found: Optional[bool] = None
+
+
+def _have_tqdm() -> bool:
+    """tqdm is installed (looked up once, not imported: a load that shows no
+    bar must not pay for importing it)."""
+    global _tqdm_found
+    if _tqdm_found is None:
+        import importlib.util
+        _tqdm_found = importlib.util.find_spec("tqdm") is not None
+    return _tqdm_found
 
 
 def _bar(**kwargs: Any):

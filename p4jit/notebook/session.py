@@ -54,12 +54,13 @@ class NotebookSession:
         """The session's P4JIT; opened now if there is none, or reopened on
         another device when ``port`` names a different one."""
         want = port or os.environ.get("P4JIT_PORT") or None
-        if self.jit is not None and not self.jit.closed:
-            if port is None or port == self.port or not self.owned:
+        if self.open:
+            if port is None or port == self.port:
                 return self.jit
-            _log.warning("switching the notebook session from %s to %s: functions loaded on %s are freed",
-                         self.port or "auto", port, self.port or "auto")
-            self.close()
+            if self.owned:
+                _log.warning("switching the notebook session from %s to %s: functions loaded on %s are freed",
+                             self.port or "auto", port, self.port or "auto")
+            self.close()  # a session adopted with %p4jit use is only let go, not closed
         from ..jit import P4JIT
 
         self.jit = P4JIT(port=want)
