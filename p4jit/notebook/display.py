@@ -1,8 +1,9 @@
 """Rich displays: how p4jit objects look in a notebook (HTML) and in IPython (text).
 
-The classes keep only two one-line methods each (``_repr_html_`` and
-``_repr_pretty_``) that call the renderers here, so the API modules stay about
-the API. Their ``__repr__`` stays one line.
+The classes inherit their two display hooks (``_repr_html_``,
+``_repr_pretty_``) from :class:`p4jit.notebook.rich.RichDisplay`, which calls
+:func:`html_for` / :func:`pretty` here, so the API modules stay about the API.
+Their ``__repr__`` stays one line.
 
 Renderers never raise: a display that cannot ask the device (closed session,
 link trouble) says so in the output instead of hiding the object behind a

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from hostcore_fakes import needs_sim  # noqa: F401  (re-exported for the test modules)
-
 
 @pytest.fixture(scope="module")
 def shell(p4jit_port):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from IPython.core.formatters import DisplayFormatter
 
-from conftest import needs_sim
+from hostcore_fakes import needs_sim
 from p4jit.notebook.display import signature_text, size_text
 from p4jit.notebook.rich import HeapStats
 
@@ -86,7 +86,8 @@ def test_a_binary_shows_sections_symbols_memory_map_and_highlighted_disassembly(
 def test_the_session_shows_device_regions_and_heap(jit):
     page, text = shown(jit)
     info = jit.session.info
-    assert "virtual ESP32-P4" in page and "virtual ESP32-P4" in text
+    device = "virtual ESP32-P4" if jit.session.is_simulator else "ESP32-P4"
+    assert device in page and device in text
     for r in info.regions:
         assert r.name in page and f"0x{r.base:08X}" in page
     heap = jit.get_heap_stats()

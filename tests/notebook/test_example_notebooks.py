@@ -5,7 +5,7 @@ import re
 import nbformat
 import pytest
 
-from conftest import needs_sim
+from hostcore_fakes import needs_sim
 from notebook_runner import EXAMPLES, execute, mime_outputs, outputs, stdout_lines, strip
 
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))

@@ -3,7 +3,7 @@ run on the virtual ESP32-P4 (or a board with --p4jit-port)."""
 import numpy as np
 import pytest
 
-from conftest import needs_sim
+from hostcore_fakes import needs_sim
 from p4jit import BuildError, ExecutionFaultError, ExecutionTimeoutError, JITFunction, JITModule, P4JIT
 from p4jit.notebook.session import current
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import needs_sim
+from hostcore_fakes import needs_sim
 from notebook_runner import execute, outputs
 
 RELATIVE = Path("notebooks/tutorials/t01_introduction/t01_introduction.ipynb")

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import needs_sim
+from hostcore_fakes import needs_sim, sim_available
 from p4jit import set_progress
 from p4jit.notebook import progress
 
@@ -79,7 +79,7 @@ def test_a_long_build_shows_a_bar_until_it_ends(capsys):
 SCRIPT = textwrap.dedent(f"""
     import numpy as np
     from p4jit import P4JIT
-    with P4JIT(port="sim") as jit:
+    with P4JIT(port="sim") as jit:       # this test starts its own virtual device
         a = jit.array(np.zeros({BIG}, np.uint8))
         assert int(a.numpy().sum()) == 0
         print("transfers done")
@@ -108,6 +108,7 @@ def _run_on_a_terminal(env_extra):
     return b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.skipif(not sim_available(), reason="p4jit-sim is not built (make native)")
 def test_a_terminal_gets_a_bar_unless_switched_off():
     shown = _run_on_a_terminal({"P4JIT_PROGRESS": "auto"})
     assert "upload to device" in shown and "download from device" in shown and "transfers done" in shown

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hostcore_fakes import needs_sim
+from hostcore_fakes import needs_sim, sim_available
+
+#: These tests start virtual devices themselves, whatever board the run is on.
+needs_the_sim = pytest.mark.skipif(not sim_available(), reason="p4jit-sim is not built (make native)")
 
 pytest_plugins = ["pytester"]
 
@@ -36,7 +39,7 @@ def _seen(pytester):
     return found
 
 
-@needs_sim
+@needs_the_sim
 def test_each_worker_gets_its_own_virtual_device(pytester):
     pytester.makefile(".c", add="int add(int a, int b) { return a + b; }\n")
     pytester.makepyfile(test_workers=RECORDER)
@@ -71,7 +74,7 @@ def two_boards():
         proc.stdout.close()
 
 
-@needs_sim
+@needs_the_sim
 def test_a_pool_of_boards_gives_each_worker_its_own_board(pytester, two_boards):
     pytester.makefile(".c", add="int add(int a, int b) { return a + b; }\n")
     pytester.makepyfile(test_pool=RECORDER)
@@ -85,7 +88,7 @@ def test_a_pool_of_boards_gives_each_worker_its_own_board(pytester, two_boards):
     assert all(s[1] == s[0] for s in seen.values())        # the session is on that board
 
 
-@needs_sim
+@needs_the_sim
 def test_more_workers_than_boards_is_a_usage_error(pytester, two_boards):
     pytester.makepyfile(test_nothing="def test_x():\n    pass\n")
     result = pytester.runpytest_subprocess("-n", "3", "-p", "xdist", "--p4jit-port", ",".join(two_boards))
