@@ -246,6 +246,10 @@ class P4JITMagics(Magics):
 
 
 
+# `%%p4jit?` and `%p4jit?` show the whole story: the module documentation.
+P4JITMagics.p4jit.__doc__ = P4JITMagics.p4jit_asm.__doc__ = __doc__
+
+
 def register(ipython: Any) -> None:
     """Register the magics with ``ipython`` (what ``%load_ext p4jit`` calls)."""
     ipython.register_magics(P4JITMagics)
