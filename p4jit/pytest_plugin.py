@@ -53,9 +53,12 @@ def _pool(value: Optional[str]) -> List[str]:
     return [p.strip() for p in (value or "").split(",") if p.strip()]
 
 
-def _worker_index() -> Optional[int]:
-    """This process's number among pytest-xdist workers ("gw3" -> 3), None outside xdist."""
-    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+def _worker_index(config: pytest.Config) -> Optional[int]:
+    """This process's number among pytest-xdist workers ("gw3" -> 3), None outside
+    xdist. Read from the config xdist gives its workers, not from the environment:
+    a pytest started by a test of a worker inherits that worker's variables."""
+    workerinput = getattr(config, "workerinput", None)
+    name = str(workerinput.get("workerid", "")) if isinstance(workerinput, dict) else ""
     return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else None
 
 
@@ -69,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # fixtures, helper modules and example scripts run as subprocesses all see
     # the same device -- on an xdist worker, that worker's board of the pool.
     pool = _pool(config.getoption("--p4jit-port") or os.environ.get("P4JIT_PORT"))
-    worker = _worker_index()
+    worker = _worker_index(config)
     if worker is not None and len(pool) > 1:
         if worker >= len(pool):
             raise pytest.UsageError(

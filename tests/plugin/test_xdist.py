@@ -32,6 +32,13 @@ RECORDER = """
 """
 
 
+@pytest.fixture(autouse=True)
+def not_a_worker_ourselves(monkeypatch):
+    """The pytest these tests start is a fresh run, even when this one is an xdist worker."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def _seen(pytester):
     found = {}
     for p in pytester.path.rglob("seen-gw*"):
