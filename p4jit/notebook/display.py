@@ -276,12 +276,14 @@ def _module_rows(m: Any) -> List[Row]:
     rows = []
     for f in m.functions.values():
         st = f.stats
-        rows.append((f.name, signature_text(f.signature), _addr(f.entry_addr), f"{st.calls:,}",
-                     f"{st.cycles:,}" if st.calls else "", seconds_text(st.last_call_s) if st.calls else ""))
+        last = (f"{st.cycles:,}", f"{st.instructions:,}" if st.instructions else "n/a",
+                seconds_text(st.last_call_s)) if st.calls else ("", "", "")
+        rows.append((f.name, signature_text(f.signature), _addr(f.entry_addr), f"{st.calls:,}", *last))
     return rows
 
 
-_MODULE_HEAD = ("function", "signature", "entry", "calls", "last cycles", "last wall time")
+_MODULE_HEAD = ("function", "signature", "entry", "calls", "last cycles", "last instructions", "last wall time")
+_MODULE_NUMERIC = (3, 4, 5, 6)
 
 
 def _module_html(m: Any) -> str:
@@ -289,14 +291,15 @@ def _module_html(m: Any) -> str:
     if not m.valid:
         return _card(title, _html_pairs([("state", "freed")]))
     pairs = [("code", f"{_addr(m.code_addr)}, {size_text(m.binary.total_size)}"), ("arguments", _addr(m.args_addr))]
-    return _card(title, _html_pairs(pairs), _html_table(_MODULE_HEAD, _module_rows(m), numeric=(3, 4, 5), mono=(1, 2)))
+    return _card(title, _html_pairs(pairs), _html_table(_MODULE_HEAD, _module_rows(m), numeric=_MODULE_NUMERIC,
+                                                        mono=(1, 2)))
 
 
 def _module_text(m: Any) -> str:
     if not m.valid:
         return repr(m)
     lines = [f"JITModule at {_addr(m.code_addr)}, {size_text(m.binary.total_size)}",
-             *("  " + x for x in _text_table(_MODULE_HEAD, _module_rows(m), numeric=(3, 4, 5)))]
+             *("  " + x for x in _text_table(_MODULE_HEAD, _module_rows(m), numeric=_MODULE_NUMERIC))]
     return "\n".join(lines)
 
 

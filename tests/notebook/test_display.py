@@ -140,3 +140,18 @@ def test_print_methods_write_text_to_stdout_not_log_records(jit, scale, capsys, 
     for s in b.sections:
         assert s.name in out
     assert "scale" in out and "PSRAM" in out
+
+
+def test_a_module_shows_each_function_and_its_last_call(jit, tmp_path):
+    (tmp_path / "two.c").write_text(KERNEL + "int32_t twice(int32_t v) { return 2 * v; }\n")
+    m = jit.load(tmp_path / "two.c", ["scale", "twice"])
+    try:
+        assert m.twice(21) == 42
+        page, text = shown(m)
+        st = m.twice.stats
+        assert f"0x{m.code_addr:08X}" in page and size_text(m.binary.total_size) in page
+        row = [line for line in text.splitlines() if line.strip().startswith("twice ")][0]
+        assert row.split()[-5:-2] == ["1", f"{st.cycles:,}", f"{st.instructions:,}"]
+        assert html.escape(signature_text(m.scale.signature)) in page
+    finally:
+        m.free()
