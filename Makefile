@@ -36,7 +36,9 @@ $(VENV)/.ready: pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	@echo "p4jit: installing Python dependencies into $(VENV)"
 	@$(VPY) -m pip install -q "setuptools>=64" wheel "numpy>=1.23" "pycparser>=2.21" "pyyaml>=6.0" \
-	    "pyserial>=3.5" "pytest>=7" >$(BUILD)/pip-deps.log 2>&1 || { cat $(BUILD)/pip-deps.log; exit 1; }
+	    "pyserial>=3.5" "pytest>=7" "pytest-xdist>=3" "ipython>=8" "ipykernel>=6" "nbclient>=0.7" \
+	    "nbformat>=5" "tqdm>=4.60" "pygments>=2.12" "matplotlib>=3.5" "ipywidgets>=8" "scipy>=1.9" \
+	    >$(BUILD)/pip-deps.log 2>&1 || { cat $(BUILD)/pip-deps.log; exit 1; }
 	@touch $@
 
 venv: $(VENV)/.ready

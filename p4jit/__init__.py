@@ -23,7 +23,20 @@ from .memory_caps import __all__ as _caps_all
 from .device_array import DeviceArray
 from .function import FreedFunctionError, FunctionStats, JITFunction, JITModule
 from .jit import FirmwareMismatchError, P4JIT, Session
+from .notebook.progress import set_progress
 from .signature import Param, Signature, SignatureError
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext p4jit``: the ``%%p4jit`` cell magics (see :mod:`p4jit.notebook`)."""
+    from .notebook import load_ipython_extension as load
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    """``%unload_ext p4jit``: closes the session the magics opened."""
+    from .notebook import unload_ipython_extension as unload
+    unload(ipython)
 
 
 def __getattr__(name: str):
@@ -39,6 +52,6 @@ def __getattr__(name: str):
 __all__ = [
     "P4JIT", "Session", "JITFunction", "JITModule", "FunctionStats", "DeviceArray",
     "FreedFunctionError", "FirmwareMismatchError", "Signature", "Param", "SignatureError",
-    "set_log_level", "get_log_level", "set_console_echo", "INFO_VERBOSE", "__version__",
+    "set_log_level", "get_log_level", "set_console_echo", "set_progress", "INFO_VERBOSE", "__version__",
     *_errors_all, *_caps_all,
 ]

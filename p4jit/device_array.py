@@ -15,6 +15,8 @@ from typing import Any, Tuple, Union
 import numpy as np
 
 from .errors import SessionMismatchError
+from .notebook import progress
+from .notebook.rich import RichDisplay
 
 __all__ = ["DeviceArray", "ShapeLike", "calling", "check_dtype"]
 
@@ -26,7 +28,7 @@ ShapeLike = Union[int, Tuple[int, ...]]
 calling = threading.local()
 
 
-class DeviceArray:
+class DeviceArray(RichDisplay):
     """A C-contiguous array resident in device memory.
 
     Made by :meth:`P4JIT.array`, :meth:`P4JIT.empty` or :meth:`P4JIT.zeros`;
@@ -103,7 +105,7 @@ class DeviceArray:
         self._check()
         out = np.empty(self.shape, self.dtype)
         if self.nbytes:
-            self._device.read_into(self.address, out)
+            progress.read_into(self._device, self.address, out)
         return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
@@ -123,7 +125,7 @@ class DeviceArray:
             raise ValueError(f"DeviceArray.write(): data of shape {np.shape(data)} does not fit "
                              f"an array of shape {self.shape}") from None
         if self.nbytes:
-            self._device.write_memory(self.address, src)
+            progress.write_memory(self._device, self.address, src)
         return self
 
     def fill(self, value: Any) -> "DeviceArray":

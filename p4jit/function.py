@@ -23,6 +23,7 @@ from .arena import Arena
 from .device_array import calling as _calling
 from .errors import ExecutionFaultError, P4JITError
 from .log import get_logger
+from .notebook.rich import RichDisplay
 from .signature import Signature
 
 __all__ = ["JITFunction", "JITModule", "FunctionStats", "FreedFunctionError"]
@@ -38,7 +39,7 @@ class FreedFunctionError(P4JITError, RuntimeError):
 
 
 @dataclass
-class FunctionStats:
+class FunctionStats(RichDisplay):
     """What a loaded function knows about its build and its calls.
 
     Attributes:
@@ -94,7 +95,7 @@ class _Image:
                 _log.debug("free 0x%08X: %s", addr, e)
 
 
-class _OnImage:
+class _OnImage(RichDisplay):
     """Where a loaded function or module lives: its code image's addresses
     and binary, shared by JITFunction and JITModule."""
 

@@ -29,6 +29,8 @@ from .errors import ConfigError, P4JITError
 from .function import FunctionStats, JITFunction, JITModule, _Image
 from .log import INFO_VERBOSE, console_logger, get_logger
 from .memory_caps import DEFAULT_CODE_CAPS, DEFAULT_DATA_CAPS, caps_to_str
+from .notebook import progress as _progress
+from .notebook.rich import HeapStats, RichDisplay
 from . import memory_caps as _memory_caps
 
 __all__ = ["P4JIT", "Session", "FirmwareMismatchError"]
@@ -78,7 +80,7 @@ class Session:
         return f"<Session {self.port!r}{' (virtual device)' if self.is_simulator else ''}>"
 
 
-class P4JIT:
+class P4JIT(RichDisplay):
     """A session with one ESP32-P4 (or the virtual one) and a build pipeline for it.
 
     Args:
@@ -260,10 +262,11 @@ class P4JIT:
         _log.log(INFO_VERBOSE, "Loading %s...", label)
         use_fw, fw_elf = self._symbol_bridge(use_firmware_elf, firmware_elf)
         _log.log(INFO_VERBOSE, "Pass 1: Preliminary Build (-%s)", optimization.lstrip("-"))
-        prep = self.builder.prepare(src, names if as_module else names[0],
-                                    optimization=optimization, use_firmware_elf=use_fw,
-                                    firmware_elf=fw_elf, extra_cflags=tuple(extra_cflags),
-                                    include_dirs=tuple(include_dirs))
+        with _progress.building(label):
+            prep = self.builder.prepare(src, names if as_module else names[0],
+                                        optimization=optimization, use_firmware_elf=use_fw,
+                                        firmware_elf=fw_elf, extra_cflags=tuple(extra_cflags),
+                                        include_dirs=tuple(include_dirs))
         grain = _CODE_GRAIN_SIM if device.is_simulator else _CODE_GRAIN_CHIP
         align = max(alignment, prep.alignment, grain)
         code_size = -(-prep.size // grain) * grain
@@ -377,7 +380,7 @@ class P4JIT:
         arr = self._new_array(src.shape, src.dtype, caps, alignment)
         if src.nbytes:
             try:
-                self.session.device.write_memory(arr.address, src)
+                _progress.write_memory(self.session.device, arr.address, src)
             except BaseException:
                 arr.free()
                 raise
@@ -415,7 +418,7 @@ class P4JIT:
             print_s: also print them as a small table (to stdout).
         """
         self._check_open()
-        stats = dict(self.session.device.get_heap_info())
+        stats = HeapStats(self.session.device.get_heap_info())
         if print_s:
             print(format_heap_stats(stats))
         return stats

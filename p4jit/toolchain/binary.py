@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Union
 
+from ..notebook.rich import RichDisplay
 from ..signature import ARG_SLOTS, SLOT_SIZE, Signature
 from ._common import build_error, run_tool
 
@@ -50,7 +51,7 @@ class Symbol(NamedTuple):
     section: str  # section name, 'ABS' or 'UND'
 
 
-class BinaryObject:
+class BinaryObject(RichDisplay):
     """The linked kernel: flat image, addresses, sections, symbols, metadata."""
 
     def __init__(self, *, data: bytes, base_address: int, args_address: int,
