@@ -3,6 +3,8 @@
 The snippets run in order, in one namespace (as in a notebook), from a copy
 of examples/ with examples/readme/ as the working folder: the C files they
 load are there. The pytest example runs under pytest from another folder.
+The cells of the "Notebooks" section (magics, %%p4jit C cells) run in a real
+IPython shell, in order.
 """
 from __future__ import annotations
 
@@ -25,8 +27,22 @@ pytestmark = needs_device
 README = EXAMPLES.parent / "README.md"
 
 
+def _sections() -> tuple:
+    """(README without its Notebooks section, the Notebooks section)."""
+    text = README.read_text()
+    m = re.search(r"^## Notebooks\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
+    assert m, "README has no Notebooks section"
+    return text[:m.start()] + text[m.end():], m.group(0)
+
+
 def python_snippets() -> list:
-    return re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+    return re.findall(r"^```python\n(.*?)^```", _sections()[0], flags=re.S | re.M)
+
+
+def notebook_cells() -> list:
+    """Python cells and %%p4jit C cells of the Notebooks section, in order."""
+    blocks = re.findall(r"^```(python|c)\n(.*?)^```", _sections()[1], flags=re.S | re.M)
+    return [code for lang, code in blocks if lang == "python" or code.startswith("%%")]
 
 
 @pytest.fixture
@@ -80,3 +96,22 @@ def test_pytest_example_passes_from_another_folder(examples_copy, tmp_path):
                           env=dict(os.environ, P4JIT_PORT=PORT))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed" in proc.stdout
+
+
+def test_notebook_section_cells_run_in_ipython(examples_copy, capfd):
+    pytest.importorskip("IPython")
+    from IPython.core.interactiveshell import InteractiveShell
+
+    cells = notebook_cells()
+    assert len(cells) >= 3 and cells[0].startswith("%load_ext p4jit")
+    shell = InteractiveShell.instance()
+    try:
+        for i, cell in enumerate(cells):
+            result = shell.run_cell(cell)
+            assert result.success, f"README notebook cell {i + 1} failed:\n{cell}\n{result.error_in_exec!r}"
+        assert shell.user_ns["add"](40, 2) == np.int32(42)
+        assert "adding 40 and 2" in capfd.readouterr().out
+    finally:
+        shell.run_line_magic("p4jit", "close")
+        shell.run_line_magic("unload_ext", "p4jit")
+        InteractiveShell.clear_instance()
