@@ -482,7 +482,7 @@ class Builder:
 
         objkeys = [s.objdir.name for s in sources]  # type: ignore[union-attr]
         libs = list(tc.libgcc) if fw else [*tc.libc, *tc.libgcc]
-        key = sha1_text("p1", WRAPPER_VERSION, objkeys, names, lto, opt, tc.identity,
+        key = sha1_text("p1", "layout-2", WRAPPER_VERSION, objkeys, names, lto, opt, tc.identity,
                         self.cache.stat_digest(fw) if fw else None, libs,
                         self.config.get("linker"), self.config.get("compiler", "cflags"))
         mem = self._prepared.get(key)
@@ -559,7 +559,6 @@ class Builder:
             if out.strip():
                 warnings += out
             elf = tmp / "pass1.elf"
-            size, align = self._measure(elf, code_addr)
             # what pass 2 links: the code pass 1 produced, never recompiled
             wo = tmp / "pass1.elf-wrapper.o"
             if not wo.is_file():
@@ -576,6 +575,21 @@ class Builder:
                 defsyms = self._early_debug_refs(ltrans)
             else:
                 plain = objs
+            if lto:
+                # The LTO link placed the ltrans objects where the plugin put
+                # them, which is not where pass 2 (plain ld) puts them: measure
+                # a link of pass 2's very inputs, in pass 2's order, so both
+                # passes lay out identically (alignment padding included).
+                elf = tmp / "measure.elf"
+                argv = self._pass2_argv("pass1.ld", syms.values(), defsyms,
+                                        [*plain, *(str(tmp / k) for k in keep)],
+                                        str(fw) if fw else None, libs, elf.name)
+                with self.cache.stats.timed("pass1"):
+                    code, out2 = run_tool(argv, self.cache.stats, cwd=tmp)
+                self.cache.stats.links += 1
+                if code != 0:
+                    raise build_error("linking (pass 1, layout) failed:", out2, argv)
+            size, align = self._measure(elf, code_addr)
             for f in list(tmp.iterdir()):
                 if f.name not in keep and f.name not in ("wrapper.s", "pass1.ld", "pass1.elf"):
                     f.unlink()
@@ -612,6 +626,14 @@ class Builder:
                 if sec == "UND" and name and re.search(r"\.[0-9a-f]{8}$", name):
                     out.append(name)
         return sorted(set(out))
+
+    def _pass2_argv(self, script: str, syms, defsyms: Sequence[str], inputs: Sequence[str],
+                    fw: Optional[str], libs: Sequence[str], out: str) -> List[str]:
+        """The plain ``ld`` link of pass 2 (also pass 1's layout link under LTO)."""
+        return [self.toolchain.tool("ld"), "-m", "elf32lriscv", "-static",
+                *self._ld_options(script, syms), *(f"--defsym={d}=0" for d in defsyms),
+                *inputs, *(["-R", fw] if fw else []),
+                "--start-group", *libs, "--end-group", "-o", out]
 
     def _ld_options(self, script: str, syms, prefix: str = "") -> List[str]:
         opts = ["--no-relax", "--build-id=none", "--no-warn-rwx-segments", "-T", script]
@@ -679,11 +701,8 @@ class Builder:
         try:
             (tmp / "pass2.ld").write_text(linker_script(code_addr, args_addr, prepared.entry_symbols.values()))
             fw = prepared.firmware_elf
-            argv = [self.toolchain.tool("ld"), "-m", "elf32lriscv", "-static",
-                    *self._ld_options("pass2.ld", prepared.entry_symbols.values()),
-                    *(f"--defsym={d}=0" for d in prepared.defsyms),
-                    *prepared.link_inputs, *(["-R", fw] if fw else []),
-                    "--start-group", *prepared.libs, "--end-group", "-o", "image.elf"]
+            argv = self._pass2_argv("pass2.ld", prepared.entry_symbols.values(), prepared.defsyms,
+                                    prepared.link_inputs, fw, prepared.libs, "image.elf")
             log.debug("pass 2: linking at 0x%08X (args 0x%08X)", code_addr, args_addr)
             with self.cache.stats.timed("pass2"):
                 code, text = run_tool(argv, self.cache.stats, cwd=tmp)
