@@ -26,6 +26,9 @@ from .cache import BuildCache
 from .codegen import END_SYMBOL, WRAPPER_VERSION, linker_script, wrapper_source, wrapper_symbol
 from .config import BuildConfig, ConfigLike, load_config, user_cache_dir
 from .discovery import Toolchain, find_toolchain
+from .pie.build import check_sources as check_pie_sources
+from .pie.build import hint_for as pie_hint
+from .pie.build import pie_flags
 
 __all__ = ["Builder", "PreparedBuild", "clear_cache"]
 
@@ -307,7 +310,7 @@ class Builder:
             flags += c.get("compiler", "asflags") or []
         if lto and lang in ("c", "c++"):
             flags += ["-flto"]
-        flags += ["-frandom-seed=p4jit"]
+        flags += ["-frandom-seed=p4jit", *pie_flags(tc.march, self.cache.root)]
         flags += [f"-I{Path(d).expanduser().resolve()}" for d in include_dirs]
         flags += [f"-I{entry_dir}"]
         flags += [f"-isystem{d}" for d in tc.include_dirs]
@@ -368,6 +371,7 @@ class Builder:
                     break
             else:
                 groups.append([item])
+        check_pie_sources((s.path, s.lang) for s, _ in todo)
         for g in groups:
             flags = g[0][1]
             tmp = self.cache.tmpdir()
@@ -385,7 +389,8 @@ class Builder:
                 self.cache.stats.compiles += len(g)
                 if code != 0:
                     names = ", ".join(os.path.basename(s.path) for s, _ in g)
-                    raise build_error(f"compiling {names} failed:", out, argv)
+                    hint = pie_hint(out)
+                    raise build_error(f"compiling {names} failed:", out + (f"\nhint: {hint}" if hint else ""), argv)
                 if out.strip():
                     warnings.append(out)
                 for s, fl in g:
@@ -541,6 +546,7 @@ class Builder:
             (tmp / "pass1.ld").write_text(linker_script(code_addr, args_addr, syms.values()))
             tc = self.toolchain
             wflags = [*tc.arch_flags, opt, *(cfg.get("compiler", "cflags") or []), "-frandom-seed=p4jit",
+                      *pie_flags(tc.march, self.cache.root),
                       f"-fdebug-prefix-map={entry.parent}=.", f"-fdebug-prefix-map={tmp}=."]
             if lto:
                 wflags += ["-flto", "-flto-partition=one"]
