@@ -98,8 +98,15 @@ void pie_cmul_s16(p4_pie_t *p, unsigned qz, unsigned qx, unsigned qy, unsigned s
 void pie_mac_xacc(p4_pie_t *p, unsigned qx, unsigned qy, unsigned esize, bool sign)
 {
     int64_t sum = 0;
-    for (unsigned i = 0; i < 16 / esize; i++)
-        sum += lane(p->q[qx], i, esize, sign) * lane(p->q[qy], i, esize, sign);
+    if (sign && esize == 1) { /* the common case, kept cheap */
+        int32_t s32 = 0;
+        for (unsigned i = 0; i < 16; i++)
+            s32 += (int32_t)(int8_t)p->q[qx][i] * (int8_t)p->q[qy][i];
+        sum = s32;
+    } else {
+        for (unsigned i = 0; i < 16 / esize; i++)
+            sum += lane(p->q[qx], i, esize, sign) * lane(p->q[qy], i, esize, sign);
+    }
     p->xacc = pie_sat(p->xacc + sum, XACC_MIN, XACC_MAX);
 }
 

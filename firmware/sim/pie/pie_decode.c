@@ -52,14 +52,34 @@ static bool decode_with(const pie_desc_t *d, uint32_t word, pie_insn_t *out)
     return true;
 }
 
+/* A kernel's PIE words repeat: remember the last decodes (direct-mapped by
+ * word; a miss costs one table scan). */
+#define CACHE_BITS 10u
+static struct {
+    uint32_t word;
+    bool valid, known;
+    pie_insn_t insn;
+} cache[1u << CACHE_BITS];
+
 bool pie_decode(uint32_t word, pie_insn_t *out)
 {
-    for (unsigned i = 0; i < N_DESCS; i++) {
+    unsigned slot = (unsigned)((word * 2654435761u) >> (32u - CACHE_BITS));
+    if (cache[slot].valid && cache[slot].word == word) {
+        *out = cache[slot].insn;
+        return cache[slot].known;
+    }
+    bool known = false;
+    for (unsigned i = 0; i < N_DESCS && !known; i++) {
         const pie_desc_t *d = &pie_descs[i];
         if ((word & d->mask) == d->match)
-            return decode_with(d, word, out);
+            known = decode_with(d, word, out);
     }
-    return false;
+    cache[slot].word = word;
+    cache[slot].valid = true;
+    cache[slot].known = known;
+    if (known)
+        cache[slot].insn = *out;
+    return known;
 }
 
 const char *pie_op_name(uint8_t op)

@@ -48,7 +48,21 @@ static uint8_t *mem(p4_sim_t *s, uint32_t addr, uint32_t len, bool store)
     if (store && ((addr >= P4_SIM_ROM_BASE && addr < P4_SIM_ROM_BASE + P4_SIM_ROM_MAX_SIZE) ||
                   (addr >= P4_SIM_BOOT_BASE && addr < P4_SIM_BOOT_BASE + P4_SIM_BOOT_SIZE)))
         return NULL;
-    return p4_sim_machine_ptr(s, addr, len);
+    /* the area of the previous access first: kernels stream through one */
+    p4_pie_t *p = s->pie;
+    if (p->last_area < s->ram_count) {
+        const p4_sim_ram_t *r = &s->ram[p->last_area];
+        if (addr - r->base < r->size && len <= r->size - (addr - r->base))
+            return r->host + (addr - r->base);
+    }
+    for (uint32_t i = 0; i < s->ram_count; i++) {
+        const p4_sim_ram_t *r = &s->ram[i];
+        if (addr - r->base < r->size) {
+            p->last_area = i;
+            return len <= r->size - (addr - r->base) ? r->host + (addr - r->base) : NULL;
+        }
+    }
+    return NULL;
 }
 
 typedef struct {
@@ -56,7 +70,17 @@ typedef struct {
     p4_pie_t *p;
     uint32_t pc;
     uint32_t cause, tval; /* set when an access faults */
+    int32_t breg;         /* the base register read by base(), -1: none */
+    uint32_t bval;
 } ctx_t;
+
+/* The address register of a load/store, read once (bump() reuses it). */
+static uint32_t base(ctx_t *c, int32_t r)
+{
+    c->breg = r;
+    c->bval = xr(c->s, r);
+    return c->bval;
+}
 
 static uint8_t *access_or_fault(ctx_t *c, uint32_t addr, uint32_t len, bool store)
 {
@@ -196,7 +220,7 @@ static bool loop_site(p4_sim_t *s, uint32_t end)
 /* Post-increment forms: address from rs1 (operand `r`), rs1 += step. */
 static void bump(ctx_t *c, int32_t r, uint32_t step)
 {
-    xw(c->s, r, xr(c->s, r) + step);
+    xw(c->s, r, (c->breg == r ? c->bval : xr(c->s, r)) + step);
 }
 
 /* Returns false when an access faulted (nothing changed then). */
@@ -238,13 +262,13 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
     /* loads and stores */
     case PIE_ESP_VLD_128_IP:
     case PIE_ESP_VLD_128_XP:
-        if (!vload(c, Q(0), xr(s, A(1)), 16, 0))
+        if (!vload(c, Q(0), base(c, A(1)), 16, 0))
             return false;
         bump(c, A(1), d->op == PIE_ESP_VLD_128_IP ? (uint32_t)A(2) : xr(s, A(2)));
         break;
     case PIE_ESP_VST_128_IP:
     case PIE_ESP_VST_128_XP:
-        if (!vstore(c, Q(0), xr(s, A(1)), 16, 0))
+        if (!vstore(c, Q(0), base(c, A(1)), 16, 0))
             return false;
         bump(c, A(1), d->op == PIE_ESP_VST_128_IP ? (uint32_t)A(2) : xr(s, A(2)));
         break;
@@ -254,7 +278,7 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
     case PIE_ESP_VLD_H_64_XP: {
         bool hi = d->op == PIE_ESP_VLD_H_64_IP || d->op == PIE_ESP_VLD_H_64_XP;
         bool ip = d->op == PIE_ESP_VLD_L_64_IP || d->op == PIE_ESP_VLD_H_64_IP;
-        if (!vload(c, Q(0), xr(s, A(1)), 8, hi ? 8 : 0))
+        if (!vload(c, Q(0), base(c, A(1)), 8, hi ? 8 : 0))
             return false;
         bump(c, A(1), ip ? (uint32_t)A(2) : xr(s, A(2)));
         break;
@@ -265,7 +289,7 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
     case PIE_ESP_VST_H_64_XP: {
         bool hi = d->op == PIE_ESP_VST_H_64_IP || d->op == PIE_ESP_VST_H_64_XP;
         bool ip = d->op == PIE_ESP_VST_L_64_IP || d->op == PIE_ESP_VST_H_64_IP;
-        if (!vstore(c, Q(0), xr(s, A(1)), 8, hi ? 8 : 0))
+        if (!vstore(c, Q(0), base(c, A(1)), 8, hi ? 8 : 0))
             return false;
         bump(c, A(1), ip ? (uint32_t)A(2) : xr(s, A(2)));
         break;
@@ -281,14 +305,14 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
                                                                                             : 4;
         bool ip = d->op == PIE_ESP_VLDBC_8_IP || d->op == PIE_ESP_VLDBC_16_IP ||
                   d->op == PIE_ESP_VLDBC_32_IP;
-        if (!vload_bcast(c, Q(0), xr(s, A(1)), esize))
+        if (!vload_bcast(c, Q(0), base(c, A(1)), esize))
             return false;
         bump(c, A(1), ip ? (uint32_t)A(2) : xr(s, A(2)));
         break;
     }
     case PIE_ESP_LD_128_USAR_IP:
     case PIE_ESP_LD_128_USAR_XP: {
-        uint32_t a = xr(s, A(1));
+        uint32_t a = base(c, A(1));
         const uint8_t *m = access_or_fault(c, a & ~15u, 16, false);
         if (m == NULL)
             return false;
@@ -298,7 +322,7 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
         break;
     }
     case PIE_ESP_LD_XACC_IP: {
-        const uint8_t *m = access_or_fault(c, xr(s, A(0)) & ~7u, 8, false);
+        const uint8_t *m = access_or_fault(c, base(c, A(0)) & ~7u, 8, false);
         if (m == NULL)
             return false;
         uint64_t v = 0;
@@ -339,7 +363,7 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
                           ? 1 : 2;
         uint8_t saved[16];
         memcpy(saved, p->q[Q(0)], 16);
-        if (!vload(c, Q(0), xr(s, A(1)), 16, 0))
+        if (!vload(c, Q(0), base(c, A(1)), 16, 0))
             return false;
         uint8_t loaded[16]; /* the MAC reads the registers as they were */
         memcpy(loaded, p->q[Q(0)], 16);
@@ -373,7 +397,7 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
         /* operands: qu, rs1, [imm,] qx, qy [, sel16] */
         unsigned ix = (d->op == PIE_ESP_VMULAS_S8_QACC_LD_IP || d->op == PIE_ESP_VMULAS_S16_QACC_LD_IP) ? 3 : 2;
         unsigned qx = Q(ix), qy = Q(ix + 1);
-        uint32_t es = s16 ? 2u : 1u, a = xr(s, A(1));
+        uint32_t es = s16 ? 2u : 1u, a = base(c, A(1));
         uint8_t loaded[16];
         const uint8_t *m = access_or_fault(c, vaddr(p, a, bc ? es : 16, false), bc ? es : 16, false);
         if (m == NULL)
@@ -451,7 +475,7 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
     case PIE_ESP_VSUB_U32: pie_vadd(p, Q(0), Q(1), Q(2), 4, false, true); break;
     case PIE_ESP_VADD_S16_ST_INCP: {
         /* the store takes qu as it was before the add */
-        if (!vstore(c, Q(0), xr(s, A(1)), 16, 0))
+        if (!vstore(c, Q(0), base(c, A(1)), 16, 0))
             return false;
         pie_vadd(p, Q(2), Q(3), Q(4), 2, true, false);
         bump(c, A(1), 16);
@@ -511,7 +535,7 @@ bool p4_sim_pie_trap(p4_sim_t *s, uint32_t pc, uint32_t insn, uint32_t *cause, u
     pie_insn_t d;
     if (s->pie == NULL || (insn & 3u) != 3u || !pie_decode(insn, &d))
         return false;
-    ctx_t c = {s, s->pie, pc, 0, 0};
+    ctx_t c = {s, s->pie, pc, 0, 0, -1, 0};
     uint32_t next = pc + 4;
     if (!run(&c, &d, &next)) {
         if (c.cause == 0)
