@@ -371,7 +371,7 @@ class Builder:
                     break
             else:
                 groups.append([item])
-        check_pie_sources((s.path, s.lang) for s, _ in todo)
+        check_pie_sources(((s.path, s.lang) for s, _ in todo), self.toolchain.march)
         for g in groups:
             flags = g[0][1]
             tmp = self.cache.tmpdir()

@@ -107,3 +107,26 @@ def test_disassembly_shows_pie_mnemonics(kernel):
     assert "esp.vmulas.s8.xacc.ld.ip q0, a4, 16, q0, q1" in text
     assert "esp.lp.setup 0, a2, 0x" in text
     assert ".word" not in text.split("<dot_s8>:")[1].split("\n\n")[0]
+
+
+def test_text_that_only_looks_like_pie_is_left_alone(kernel):
+    src = """
+        #include <stdint.h>
+        struct { int count; } esp;
+        const char *label(void) { return "esp.vmax.s8 is not asm here"; }
+        int32_t touch(int32_t x) { esp.count = x; __asm__ volatile("esp.zero.q q0"); return esp.count; }
+    """
+    assert kernel(src, "touch")(5) == 5
+
+
+def test_unknown_pie_in_inline_asm_is_found(kernel):
+    src = """
+        #include <stdint.h>
+        int32_t f(int32_t x) {
+            __asm__ volatile("esp.zero.xacc\\n\\t"
+                             "esp.vsat.s8 q0, q1, a0, a1" ::: "memory");
+            return x;
+        }
+    """
+    with pytest.raises(BuildError, match=r"kernel.c:4: PIE instruction esp.vsat.s8 is not in"):
+        kernel(src, "f")

@@ -4,8 +4,8 @@
   code under the offsets ``esp.lp.setup`` stores, and the kernel linker never
   relaxes anyway), plus ``-Wa,<macros>`` when the toolchain's assembler lacks
   xesppie (any ``-march`` without ``xesppie``).
-- :func:`check_sources`: a PIE mnemonic outside the table is a BuildError
-  naming it, its file and line, and where the list is.
+- :func:`check_sources`: without native xesppie, a PIE mnemonic outside the
+  table is a BuildError naming it, its file and line, and where the list is.
 """
 from __future__ import annotations
 
@@ -57,20 +57,50 @@ def macros_file(cache_root: Path) -> Path:
     return path
 
 
+_ASM = re.compile(r"\b(?:__asm__|__asm|asm)\b(?:\s+(?:volatile|__volatile__|goto|inline))*\s*\(")
+
+
+def _asm_templates(text: str) -> Iterable["re.Match[str]"]:
+    """The string literals of every asm statement's template (up to its first
+    top-level ':' or its closing parenthesis)."""
+    for a in _ASM.finditer(text):
+        i, depth = a.end(), 1
+        while i < len(text) and depth:
+            c = text[i]
+            if c == '"':
+                s = _STRING.match(text, i)
+                if s is None:
+                    break
+                yield s
+                i = s.end()
+                continue
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            elif c == ":" and depth == 1:
+                break
+            i += 1
+
+
 def _candidates(text: str, lang: str) -> Iterable[tuple]:
     """(offset, mnemonic) of PIE-looking instructions: in assembly, every
-    instruction position; in C/C++, only inside string literals (asm text)."""
+    instruction position; in C/C++, only in asm statements' templates."""
     if lang.startswith("asm"):
         for m in _INSN.finditer(text):
             yield m.start(1), m.group(1)
         return
-    for s in _STRING.finditer(text):
+    for s in _asm_templates(text):
         for m in _INSN.finditer(s.group(0)):
             yield s.start() + m.start(1), m.group(1)
 
 
-def check_sources(sources: Iterable[tuple]) -> None:
-    """``sources``: (path, lang) pairs. BuildError for a mnemonic outside the table."""
+def check_sources(sources: Iterable[tuple], march: str) -> None:
+    """``sources``: (path, lang) pairs. BuildError for a mnemonic outside the
+    table when the table is what assembles PIE (a toolchain with native
+    xesppie assembles every PIE instruction for the board)."""
+    if native_pie(march):
+        return
     table = load_table()
     for path, lang in sources:
         try:
