@@ -16,37 +16,10 @@ from pie_support import jit, kernel, needs_device  # noqa: F401 (fixtures)
 
 pytestmark = needs_device
 
-PROLOGUE = """
-    mv a4, a0
-    esp.vld.128.ip q0, a4, 16
-    esp.vld.128.ip q1, a4, 16
-    esp.vld.128.ip q2, a4, 16
-    esp.vld.128.ip q3, a4, 16
-    esp.vld.128.ip q4, a4, 16
-    esp.vld.128.ip q5, a4, 16
-    esp.vld.128.ip q6, a4, 16
-    esp.vld.128.ip q7, a4, 16
-    lw a5, 0(a2)
-    esp.movx.w.sar a5
-    lw a5, 4(a2)
-    esp.movx.w.sar.bytes a5
-    lw t3, 8(a2)
-    li t4, 0
-    esp.zero.xacc
-    esp.zero.qacc
-"""
-EPILOGUE = """
-    mv a4, a1
-    esp.vst.128.ip q0, a4, 16
-    esp.vst.128.ip q1, a4, 16
-    esp.vst.128.ip q2, a4, 16
-    esp.vst.128.ip q3, a4, 16
-    esp.vst.128.ip q4, a4, 16
-    esp.vst.128.ip q5, a4, 16
-    esp.vst.128.ip q6, a4, 16
-    esp.vst.128.ip q7, a4, 16
-    ret
-"""
+PROLOGUE = "\n".join(["mv a4, a0", *(f"esp.vld.128.ip q{i}, a4, 16" for i in range(8)),
+                      "lw a5, 0(a2)", "esp.movx.w.sar a5", "lw a5, 4(a2)", "esp.movx.w.sar.bytes a5",
+                      "lw t3, 8(a2)", "li t4, 0", "esp.zero.xacc", "esp.zero.qacc"])
+EPILOGUE = "\n".join(["mv a4, a1", *(f"esp.vst.128.ip q{i}, a4, 16" for i in range(8)), "ret"])
 
 CASES = {}
 

@@ -4,6 +4,8 @@
  */
 #include "pie_decode.h"
 
+#include <string.h>
+
 #include "pie_decode_gen.h"
 
 #define N_DESCS (sizeof pie_descs / sizeof pie_descs[0])
@@ -23,6 +25,7 @@ static bool decode_with(const pie_desc_t *d, uint32_t word, pie_insn_t *out)
         raw[fl->arg] |= bits << fl->op_lo;
     }
     out->op = d->op;
+    memcpy(out->kinds, d->kinds, sizeof out->kinds);
     for (unsigned a = 0; a < d->nargs; a++) {
         uint32_t v = raw[a];
         switch (d->kinds[a]) {

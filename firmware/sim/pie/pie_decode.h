@@ -41,6 +41,7 @@ typedef struct {
 
 typedef struct {
     uint8_t op; /* enum pie_op */
+    uint8_t kinds[PIE_MAX_OPERANDS];
     int32_t arg[PIE_MAX_OPERANDS];
 } pie_insn_t;
 

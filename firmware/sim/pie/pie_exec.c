@@ -214,13 +214,34 @@ static bool loop_site(p4_sim_t *s, uint32_t end)
 
 /* ---- the instructions ---------------------------------------------------- */
 
+/* The plain vector loads and stores: bytes, where in the Q register, direction. */
+typedef struct {
+    uint8_t len, at;
+    bool store;
+} vmem_t;
+
+static const vmem_t VMEM[PIE_N_OPS] = {
+    [PIE_ESP_VLD_128_IP] = {16, 0, false}, [PIE_ESP_VLD_128_XP] = {16, 0, false},
+    [PIE_ESP_VST_128_IP] = {16, 0, true},  [PIE_ESP_VST_128_XP] = {16, 0, true},
+    [PIE_ESP_VLD_L_64_IP] = {8, 0, false}, [PIE_ESP_VLD_L_64_XP] = {8, 0, false},
+    [PIE_ESP_VLD_H_64_IP] = {8, 8, false}, [PIE_ESP_VLD_H_64_XP] = {8, 8, false},
+    [PIE_ESP_VST_L_64_IP] = {8, 0, true},  [PIE_ESP_VST_L_64_XP] = {8, 0, true},
+    [PIE_ESP_VST_H_64_IP] = {8, 8, true},  [PIE_ESP_VST_H_64_XP] = {8, 8, true},
+};
+
 #define A(i) (d->arg[i])
 #define Q(i) ((unsigned)d->arg[i])
 
 /* Post-increment forms: address from rs1 (operand `r`), rs1 += step. */
-static void bump(ctx_t *c, int32_t r, uint32_t step)
+static void bump(ctx_t *c, int32_t r, uint32_t inc)
 {
-    xw(c->s, r, (c->breg == r ? c->bval : xr(c->s, r)) + step);
+    xw(c->s, r, (c->breg == r ? c->bval : xr(c->s, r)) + inc);
+}
+
+/* The post-increment operand `i`: an immediate (.ip) or a register (.xp). */
+static uint32_t step(ctx_t *c, const pie_insn_t *d, unsigned i)
+{
+    return d->kinds[i] == PIE_K_GPR ? xr(c->s, d->arg[i]) : (uint32_t)d->arg[i];
 }
 
 /* Returns false when an access faulted (nothing changed then). */
@@ -262,36 +283,21 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
     /* loads and stores */
     case PIE_ESP_VLD_128_IP:
     case PIE_ESP_VLD_128_XP:
-        if (!vload(c, Q(0), base(c, A(1)), 16, 0))
-            return false;
-        bump(c, A(1), d->op == PIE_ESP_VLD_128_IP ? (uint32_t)A(2) : xr(s, A(2)));
-        break;
     case PIE_ESP_VST_128_IP:
     case PIE_ESP_VST_128_XP:
-        if (!vstore(c, Q(0), base(c, A(1)), 16, 0))
-            return false;
-        bump(c, A(1), d->op == PIE_ESP_VST_128_IP ? (uint32_t)A(2) : xr(s, A(2)));
-        break;
     case PIE_ESP_VLD_L_64_IP:
     case PIE_ESP_VLD_H_64_IP:
     case PIE_ESP_VLD_L_64_XP:
-    case PIE_ESP_VLD_H_64_XP: {
-        bool hi = d->op == PIE_ESP_VLD_H_64_IP || d->op == PIE_ESP_VLD_H_64_XP;
-        bool ip = d->op == PIE_ESP_VLD_L_64_IP || d->op == PIE_ESP_VLD_H_64_IP;
-        if (!vload(c, Q(0), base(c, A(1)), 8, hi ? 8 : 0))
-            return false;
-        bump(c, A(1), ip ? (uint32_t)A(2) : xr(s, A(2)));
-        break;
-    }
+    case PIE_ESP_VLD_H_64_XP:
     case PIE_ESP_VST_L_64_IP:
     case PIE_ESP_VST_H_64_IP:
     case PIE_ESP_VST_L_64_XP:
     case PIE_ESP_VST_H_64_XP: {
-        bool hi = d->op == PIE_ESP_VST_H_64_IP || d->op == PIE_ESP_VST_H_64_XP;
-        bool ip = d->op == PIE_ESP_VST_L_64_IP || d->op == PIE_ESP_VST_H_64_IP;
-        if (!vstore(c, Q(0), base(c, A(1)), 8, hi ? 8 : 0))
+        const vmem_t *v = &VMEM[d->op];
+        uint32_t a = base(c, A(1));
+        if (!(v->store ? vstore(c, Q(0), a, v->len, v->at) : vload(c, Q(0), a, v->len, v->at)))
             return false;
-        bump(c, A(1), ip ? (uint32_t)A(2) : xr(s, A(2)));
+        bump(c, A(1), step(c, d, 2));
         break;
     }
     case PIE_ESP_VLDBC_8_IP:
@@ -303,11 +309,9 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
         uint32_t esize = (d->op == PIE_ESP_VLDBC_8_IP || d->op == PIE_ESP_VLDBC_8_XP)     ? 1
                          : (d->op == PIE_ESP_VLDBC_16_IP || d->op == PIE_ESP_VLDBC_16_XP) ? 2
                                                                                             : 4;
-        bool ip = d->op == PIE_ESP_VLDBC_8_IP || d->op == PIE_ESP_VLDBC_16_IP ||
-                  d->op == PIE_ESP_VLDBC_32_IP;
         if (!vload_bcast(c, Q(0), base(c, A(1)), esize))
             return false;
-        bump(c, A(1), ip ? (uint32_t)A(2) : xr(s, A(2)));
+        bump(c, A(1), step(c, d, 2));
         break;
     }
     case PIE_ESP_LD_128_USAR_IP:
@@ -318,7 +322,7 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
             return false;
         memcpy(p->q[Q(0)], m, 16);
         p->sar_byte = a & 15u;
-        bump(c, A(1), d->op == PIE_ESP_LD_128_USAR_IP ? (uint32_t)A(2) : xr(s, A(2)));
+        bump(c, A(1), step(c, d, 2));
         break;
     }
     case PIE_ESP_LD_XACC_IP: {
@@ -356,8 +360,6 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
     case PIE_ESP_VMULAS_U16_XACC_LD_XP: {
         bool sign = d->op == PIE_ESP_VMULAS_S8_XACC_LD_IP || d->op == PIE_ESP_VMULAS_S16_XACC_LD_IP ||
                     d->op == PIE_ESP_VMULAS_S8_XACC_LD_XP || d->op == PIE_ESP_VMULAS_S16_XACC_LD_XP;
-        bool ip = d->op == PIE_ESP_VMULAS_S8_XACC_LD_IP || d->op == PIE_ESP_VMULAS_U8_XACC_LD_IP ||
-                  d->op == PIE_ESP_VMULAS_S16_XACC_LD_IP || d->op == PIE_ESP_VMULAS_U16_XACC_LD_IP;
         unsigned es = (d->op == PIE_ESP_VMULAS_S8_XACC_LD_IP || d->op == PIE_ESP_VMULAS_U8_XACC_LD_IP ||
                        d->op == PIE_ESP_VMULAS_S8_XACC_LD_XP || d->op == PIE_ESP_VMULAS_U8_XACC_LD_XP)
                           ? 1 : 2;
@@ -370,7 +372,7 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
         memcpy(p->q[Q(0)], saved, 16);
         pie_mac_xacc(p, Q(3), Q(4), es, sign);
         memcpy(p->q[Q(0)], loaded, 16);
-        bump(c, A(1), ip ? (uint32_t)A(2) : xr(s, A(2)));
+        bump(c, A(1), step(c, d, 2));
         break;
     }
     /* multiply-accumulate into QACC */
