@@ -1,13 +1,7 @@
 /*
  * pie_exec.c — executing trapped PIE words on the virtual device: operands,
- * memory (through the same access rules as scalar loads/stores), the hardware
- * loops, and the hooks the sim calls (see pie.h).
- *
- * Hardware loops: esp.lp.setup & co. record {start, end, count} per loop id.
- * After the instruction at `end` retires with iterations left, execution
- * continues at `start`. When that last instruction is PIE, the trap does it;
- * otherwise a code hook on the instruction after it does (installed once per
- * site, then the sim restarts the block so the hook is translated in).
+ * memory (through the same access rules as scalar loads/stores), and the
+ * hooks the sim calls (see pie.h). The hardware loops are in pie_loop.c.
  */
 #include "pie.h"
 
@@ -20,10 +14,10 @@
 #include "pie_alu.h"
 #include "pie_decode.h"
 #include "pie_decode_gen.h"
+#include "pie_loop.h"
 #include "sim.h"
 
 #define UC(s) ((uc_engine *)(s)->uc)
-#define MAX_SITES (sizeof ((p4_pie_t *)0)->site_addr / sizeof(uint32_t))
 
 /* ---- registers and memory ------------------------------------------------ */
 
@@ -128,90 +122,6 @@ static bool vload_bcast(ctx_t *c, unsigned qu, uint32_t a, uint32_t esize)
     return true;
 }
 
-/* ---- hardware loops ------------------------------------------------------ */
-
-static void loop_set(p4_pie_t *p, int32_t id, uint32_t start, uint32_t end, uint32_t count,
-                     unsigned what)
-{
-    p4_pie_loop_t *l = &p->loop[id & 1];
-    if (what & 1u)
-        l->start = start;
-    if (what & 2u)
-        l->end = end;
-    if (what & 4u)
-        l->count = count;
-}
-
-/* The instruction at `end` retired: where execution goes on (0: fall through). */
-static uint32_t loop_after(p4_pie_t *p, uint32_t end)
-{
-    for (unsigned i = 0; i < 2; i++) {
-        p4_pie_loop_t *l = &p->loop[i];
-        if (l->count > 0 && l->end == end) {
-            if (--l->count > 0)
-                return l->start;
-        }
-    }
-    return 0;
-}
-
-static void on_loop_site(uc_engine *uc, uint64_t address, uint32_t size, void *user)
-{
-    (void)uc;
-    (void)size;
-    p4_sim_t *s = user;
-    p4_pie_t *p = s->pie;
-    uint32_t at = (uint32_t)address;
-    for (unsigned i = 0; i < 2; i++) {
-        p4_pie_loop_t *l = &p->loop[i];
-        if (l->count == 0 || l->end >= at || at - l->end > 4)
-            continue;
-        uint8_t *h = p4_sim_machine_ptr(s, l->end, 2);
-        if (h == NULL || l->end + p4_sim_insn_len((uint16_t)(h[0] | h[1] << 8)) != at)
-            continue;
-        uint32_t to = loop_after(p, l->end);
-        if (to != 0)
-            p4_sim_machine_jump(s, at, to);
-        return;
-    }
-}
-
-/* A loop body ending at `end`: when its last instruction is not PIE, make
- * sure a code hook sits right after it. True when one was just installed
- * (the caller restarts execution so the hook is translated in). */
-static bool loop_site(p4_sim_t *s, uint32_t end)
-{
-    p4_pie_t *p = s->pie;
-    const uint8_t *h = p4_sim_machine_ptr(s, end, 4);
-    if (h == NULL)
-        return false;
-    uint32_t len = p4_sim_insn_len((uint16_t)(h[0] | h[1] << 8));
-    pie_insn_t d;
-    if (len == 4 && pie_decode((uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
-                                   (uint32_t)h[3] << 24,
-                               &d))
-        return false; /* a PIE last instruction: its own trap loops back */
-    uint32_t at = end + len;
-    for (uint32_t i = 0; i < p->site_count; i++)
-        if (p->site_addr[i] == at)
-            return false;
-    if (p->site_count == MAX_SITES) { /* evict the oldest */
-        (void)uc_hook_del(UC(s), (uc_hook)p->site_hook[0]);
-        memmove(p->site_addr, p->site_addr + 1, (MAX_SITES - 1) * sizeof p->site_addr[0]);
-        memmove(p->site_hook, p->site_hook + 1, (MAX_SITES - 1) * sizeof p->site_hook[0]);
-        p->site_count--;
-    }
-    uc_hook hk;
-    if (uc_hook_add(UC(s), &hk, UC_HOOK_CODE, (void *)on_loop_site, s, at, at) != UC_ERR_OK) {
-        fprintf(stderr, "p4jit-sim: PIE: cannot hook the loop end at 0x%08x\n", at);
-        return false;
-    }
-    (void)uc_ctl_remove_cache(UC(s), at, (uint64_t)at + 4);
-    p->site_addr[p->site_count] = at;
-    p->site_hook[p->site_count++] = (uint64_t)hk;
-    return true;
-}
-
 /* ---- the instructions ---------------------------------------------------- */
 
 /* The plain vector loads and stores: bytes, where in the Q register, direction. */
@@ -253,22 +163,22 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
     switch (d->op) {
     /* hardware loops */
     case PIE_ESP_LP_SETUP:
-        loop_set(p, A(0), pc + 4, pc + (uint32_t)A(2), xr(s, A(1)), 7);
+        pie_loop_set(p, A(0), pc + 4, pc + (uint32_t)A(2), xr(s, A(1)), 7);
         break;
     case PIE_ESP_LP_SETUPI:
-        loop_set(p, A(0), pc + 4, pc + (uint32_t)A(2), (uint32_t)A(1), 7);
+        pie_loop_set(p, A(0), pc + 4, pc + (uint32_t)A(2), (uint32_t)A(1), 7);
         break;
     case PIE_ESP_LP_STARTI:
-        loop_set(p, A(0), pc + (uint32_t)A(1), 0, 0, 1);
+        pie_loop_set(p, A(0), pc + (uint32_t)A(1), 0, 0, 1);
         break;
     case PIE_ESP_LP_ENDI:
-        loop_set(p, A(0), 0, pc + (uint32_t)A(1), 0, 2);
+        pie_loop_set(p, A(0), 0, pc + (uint32_t)A(1), 0, 2);
         break;
     case PIE_ESP_LP_COUNTI:
-        loop_set(p, A(0), 0, 0, (uint32_t)A(1), 4);
+        pie_loop_set(p, A(0), 0, 0, (uint32_t)A(1), 4);
         break;
     case PIE_ESP_LP_COUNT:
-        loop_set(p, A(0), 0, 0, xr(s, A(1)), 4);
+        pie_loop_set(p, A(0), 0, 0, xr(s, A(1)), 4);
         break;
     /* clears */
     case PIE_ESP_ZERO_XACC:
@@ -551,13 +461,13 @@ bool p4_sim_pie_trap(p4_sim_t *s, uint32_t pc, uint32_t insn, uint32_t *cause, u
      * which Unicorn reports wrongly for a block that ends in an exception. */
     p4_sim_machine_jump(s, pc, 0);
     s->run.total++;
-    uint32_t back = loop_after(s->pie, pc);
+    uint32_t back = pie_loop_after(s->pie, pc);
     if (back != 0)
         next = back;
     if (next != pc + 4)
         (void)uc_reg_write(UC(s), UC_RISCV_REG_PC, &next);
     bool setup = d.op == PIE_ESP_LP_SETUP || d.op == PIE_ESP_LP_SETUPI || d.op == PIE_ESP_LP_ENDI;
-    if (setup && loop_site(s, s->pie->loop[d.arg[0] & 1].end)) {
+    if (setup && pie_loop_site(s, s->pie->loop[d.arg[0] & 1].end)) {
         /* a new code hook: restart after this instruction so it is translated in */
         s->run.stop = P4_SIM_STOP_RESTART;
         s->run.restart_pc = next;
