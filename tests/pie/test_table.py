@@ -99,3 +99,14 @@ def test_macros_reject_a_register_pie_cannot_encode(tmp_path):
                        cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode != 0
     assert re.search(r"register t0 cannot be encoded: PIE instructions take x8-x15", r.stderr)
+
+
+def test_virtual_device_advertises_pie_and_the_table_version():
+    from pie_support import PORT, _sim_built
+    if not PORT.startswith("sim") or not _sim_built():
+        pytest.skip("the virtual device's INFO")
+    from p4jit import P4JIT, _core
+    with P4JIT(port=PORT) as jit:
+        info = jit.device.info
+        assert info.has(_core.P4_CAP_PIE)
+        assert info.pie_isa == pt.ISA_VERSION == 1
