@@ -121,7 +121,11 @@ def check_sources(sources: Iterable[tuple], march: str) -> None:
 
 
 def hint_for(output: str) -> Optional[str]:
-    """Extra advice for an assembler error about a PIE mnemonic."""
-    if "unrecognized opcode `esp." in output or "PIE:" in output:
+    """Extra advice for an assembler error about PIE."""
+    if "cannot be encoded: PIE instructions take" in output:
+        return ('give that operand a register PIE can name; in C, pin the variable: '
+                'register const int8_t *p asm("a4") = x; (your line is the last '
+                '"macro invoked from here"; the other line numbers are the PIE macro file\'s)')
+    if "unrecognized opcode `esp." in output or "Error: PIE esp." in output or "Error: esp." in output:
         return HINT
     return None

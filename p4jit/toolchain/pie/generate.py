@@ -27,20 +27,20 @@ _HINT = "docs/PIE.md lists the instructions p4jit assembles"
 
 def _reg_macro(kind: str) -> List[str]:
     """``_p4jit_pie_<kind> sym, reg``: sets ``sym`` to the register's number or stops."""
-    lines = [f".macro _p4jit_pie_{kind} sym, reg", "  .set \\sym, -1"]
+    lines = [f".macro _p4jit_pie_{kind} sym, reg, insn", "  .set \\sym, -1"]
     if kind == "q":
         for n in range(8):
             lines += [f"  .ifc \\reg,q{n}", f"    .set \\sym, {n}", "  .endif",
                       f"  .ifc \\reg,Q{n}", f"    .set \\sym, {n}", "  .endif"]
-        lines += ["  .if \\sym < 0", '    .error "PIE: \\reg is not a Q register (q0..q7)"', "  .endif"]
+        lines += ["  .if \\sym < 0", '    .error "PIE \\insn: \\reg is not a Q register (q0..q7)"', "  .endif"]
     else:
         names = [(f"x{n}", n) for n in range(32)] + [(nm, n) for n, nm in enumerate(GPR_NAMES)] + [("fp", 8)]
         for nm, n in names:
             lines += [f"  .ifc \\reg,{nm}", f"    .set \\sym, {n}", "  .endif"]
-        lines += ["  .if \\sym < 0", '    .error "PIE: \\reg is not a general-purpose register"', "  .endif"]
+        lines += ["  .if \\sym < 0", '    .error "PIE \\insn: \\reg is not a general-purpose register"', "  .endif"]
         if kind == "rp":
             lines += ["  .if (\\sym >= 0) && ((\\sym < 8) || ((\\sym > 15) && (\\sym < 24)))",
-                      '    .error "PIE: register \\reg cannot be encoded: PIE instructions take x8-x15 '
+                      '    .error "PIE \\insn: register \\reg cannot be encoded: PIE instructions take x8-x15 '
                       '(s0, s1, a0-a5) or x24-x31 (s8-s11, t3-t6)"',
                       "  .endif"]
     lines.append(".endm")
@@ -54,7 +54,7 @@ def _macro(insn: Insn) -> List[str]:
     for i, (name, kind) in enumerate(insn.operands):
         sym = f".Lp4jit_pie_{i}"
         if kind in ("q", "r", "rp"):
-            lines.append(f"  _p4jit_pie_{kind} {sym}, \\{name}")
+            lines.append(f"  _p4jit_pie_{kind} {sym}, \\{name}, {insn.mnemonic}")
             value[name] = sym
         elif kind in _IMM:
             bits, scale = _IMM[kind]
