@@ -145,7 +145,7 @@ def main(folder: str) -> None:
         raise SystemExit(f"not in the .td files: {missing}")
     out = Path(__file__).with_name("xesppie.tbl")
     out.write_text(render({m: allinsns[m] for m in SUBSET}))
-    print(f"{out}: {len(SUBSET)} instructions")
+    sys.stdout.write(f"{out}: {len(SUBSET)} instructions\n")
 
 
 if __name__ == "__main__":
