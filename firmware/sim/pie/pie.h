@@ -40,7 +40,6 @@ typedef struct p4_pie {
     uint32_t site_addr[64];
     uint64_t site_hook[64];
     uint32_t site_count;
-    uint64_t executed;  /* PIE instructions executed (statistics) */
     uint32_t last_area; /* RAM area of the previous PIE access (a lookup hint) */
 } p4_pie_t;
 

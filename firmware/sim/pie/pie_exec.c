@@ -456,7 +456,6 @@ bool p4_sim_pie_trap(p4_sim_t *s, uint32_t pc, uint32_t insn, uint32_t *cause, u
         *tval = c.tval;
         return false;
     }
-    s->pie->executed++;
     /* Count exactly: the block hook counted the trapping block by its size,
      * which Unicorn reports wrongly for a block that ends in an exception. */
     p4_sim_machine_jump(s, pc, 0);
