@@ -135,6 +135,7 @@ typedef struct p4_sim {
     p4_sim_csr_site_t *csr_sites;
     uint32_t csr_count, csr_cap;
     bool in_exec;
+    struct p4_pie *pie; /* PIE state (pie/pie.h) */
 
     /* ROM */
     uint8_t build_id[32];
@@ -180,6 +181,9 @@ void p4_sim_machine_exec(p4_sim_t *s, uint32_t entry, uint32_t budget_ms,
 
 /* Memory at [addr, addr+len) changed: drop translations and cached decodes. */
 int p4_sim_machine_code_changed(p4_sim_t *s, uint32_t addr, uint32_t len);
+/* From a hook at `at`: the instructions from `at` on were not retired (the
+ * block count is corrected); continue at `to` unless it is 0 (PIE). */
+void p4_sim_machine_jump(p4_sim_t *s, uint32_t at, uint32_t to);
 
 /* Flush buffered console text (end of a call). */
 void p4_sim_console_flush(p4_sim_t *s);

@@ -24,6 +24,7 @@
 
 #include <unicorn/unicorn.h>
 
+#include "pie/pie.h" /* PIE: hooks marked "PIE hook" */
 #include "sim.h"
 #include "sim_unicorn_fixes.h"
 
@@ -451,6 +452,8 @@ static void on_intr(uc_engine *uc, uint32_t intno, void *user)
     case P4_CAUSE_ILLEGAL_INSN: {
         uint32_t len;
         (void)read_insn(s, pc, &tval, &len);
+        if (len == 4 && p4_sim_pie_trap(s, pc, tval, &cause, &tval)) /* PIE hook */
+            return;
         break;
     }
     case P4_CAUSE_BREAKPOINT:
@@ -607,6 +610,14 @@ static __attribute__((noinline)) void block_slow(uc_engine *uc, p4_sim_t *s, uin
     r->total += e->count;
 }
 
+void p4_sim_machine_jump(p4_sim_t *s, uint32_t at, uint32_t to)
+{
+    s->run.total = instret_at(s, at); /* the block's instructions from `at` on did not run */
+    s->run.cur_size = 0;
+    if (to != 0)
+        UC_CHECK(uc_reg_write(UC(s), UC_RISCV_REG_PC, &to));
+}
+
 /* Runs before every block: keep it small (it is most of the hook cost). */
 static void on_block(uc_engine *uc, uint64_t address, uint32_t size, void *user)
 {
@@ -637,6 +648,8 @@ bool p4_sim_machine_open(p4_sim_t *s, char *err, size_t errlen)
     if (e != UC_ERR_OK)
         FAIL("uc_open(RISCV32): %s", uc_strerror(e));
     s->uc = uc;
+    if (!p4_sim_pie_open(s)) /* PIE hook */
+        FAIL("out of memory (PIE state)");
     s->bcache = calloc(BCACHE_SIZE, sizeof *s->bcache);
     if (s->bcache == NULL)
         FAIL("out of host memory");
@@ -762,6 +775,7 @@ void p4_sim_machine_close(p4_sim_t *s)
     s->ram_count = 0;
     free(s->bcache);
     s->bcache = NULL;
+    p4_sim_pie_close(s); /* PIE hook */
     free(s->csr_sites);
     s->csr_sites = NULL;
     s->csr_count = s->csr_cap = 0;
@@ -877,6 +891,7 @@ void p4_sim_machine_exec(p4_sim_t *s, uint32_t entry, uint32_t budget_ms, p4_exe
     memset(out, 0, sizeof *out);
     memset(r, 0, sizeof *r);
     r->countdown = CLOCK_CHECK_BLOCKS;
+    p4_sim_pie_reset(s); /* PIE hook: PIE state starts at zero, like the registers */
     r->deadline_ns = now_ns() + (uint64_t)(budget_ms ? budget_ms : s->budget_ms) * 1000000ull;
 
     /* The calling convention of a call from the firmware: our stack, return

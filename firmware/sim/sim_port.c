@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "p4_jit_port.h"
+#include "pie/pie.h"
 #include "sim.h"
 
 /* Region caps as INFO reports them and the allocator honours them. */
@@ -326,6 +327,7 @@ void p4_port_device_info(void *ctx, p4_device_info_t *out)
     snprintf(out->target, sizeof out->target, "esp32p4-sim");
     memcpy(out->build_id, s->build_id, sizeof out->build_id);
     out->port_caps = P4_CAP_CONSOLE | P4_CAP_INSTRET | P4_CAP_FAULTS | P4_CAP_SIMULATOR;
+    p4_sim_pie_info(out); /* PIE hook: P4_CAP_PIE and the ISA version */
     uint32_t n = 0;
     for (uint32_t i = 0; i < s->heap.count && n < 7; i++) {
         const p4_sim_heap_region_t *h = &s->heap.regions[i];

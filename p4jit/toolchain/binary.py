@@ -247,6 +247,8 @@ class BinaryObject(RichDisplay):
         code, text = run_tool(argv, None, cwd=cwd)
         if code != 0:
             raise build_error("objdump failed", text)
+        from .pie.table import label_listing
+        text = label_listing(text)  # PIE words as mnemonics, not .word
         if output is not None:
             Path(output).write_text(text)
         return text

@@ -27,6 +27,9 @@ from .codegen import END_SYMBOL, WRAPPER_VERSION, linker_script, wrapper_source,
 from .config import BuildConfig, ConfigLike, load_config, user_cache_dir
 from .diagnostics import cxx_header_hint, link_error_hint, name_sources
 from .discovery import Toolchain, find_toolchain
+from .pie.build import check_sources as check_pie_sources
+from .pie.build import hint_for as pie_hint
+from .pie.build import pie_flags
 
 __all__ = ["Builder", "PreparedBuild", "clear_cache"]
 
@@ -299,7 +302,7 @@ class Builder:
             flags += c.get("compiler", "asflags") or []
         if lto and lang in ("c", "c++"):
             flags += ["-flto"]
-        flags += ["-frandom-seed=p4jit"]
+        flags += ["-frandom-seed=p4jit", *pie_flags(tc.march, self.cache.root)]
         flags += [f"-I{Path(d).expanduser().resolve()}" for d in include_dirs]
         flags += [f"-I{entry_dir}"]
         if lang == "c++":  # before the C library's: <cmath> includes the next <math.h>
@@ -368,6 +371,7 @@ class Builder:
                     break
             else:
                 groups.append([item])
+        check_pie_sources(((s.path, s.lang) for s, _ in todo), self.toolchain.march)
         for g in groups:
             flags = g[0][1]
             tmp = self.cache.tmpdir()
@@ -387,7 +391,8 @@ class Builder:
                     names = ", ".join(os.path.basename(s.path) for s, _ in g)
                     if any(s.lang == "c++" for s, _ in g):
                         out += cxx_header_hint(out, self._cxx_include_dirs(), self.toolchain.profile)
-                    raise build_error(f"compiling {names} failed:", out, argv)
+                    hint = pie_hint(out)
+                    raise build_error(f"compiling {names} failed:", out + (f"\nhint: {hint}" if hint else ""), argv)
                 if out.strip():
                     warnings.append(out)
                 for s, fl in g:
@@ -490,7 +495,7 @@ class Builder:
 
         objkeys = [s.objdir.name for s in sources]  # type: ignore[union-attr]
         libs = list(tc.libgcc) if fw else [*tc.libc, *tc.libgcc]
-        key = sha1_text("p1", WRAPPER_VERSION, _SIBLINGS, objkeys, names, lto, opt, tc.identity,
+        key = sha1_text("p1", "layout-2", WRAPPER_VERSION, _SIBLINGS, objkeys, names, lto, opt, tc.identity,
                         self.cache.stat_digest(fw) if fw else None, libs,
                         self.config.get("linker"), self.config.get("compiler", "cflags"))
         mem = self._prepared.get(key)
@@ -549,6 +554,7 @@ class Builder:
             (tmp / "pass1.ld").write_text(linker_script(code_addr, args_addr, syms.values()))
             tc = self.toolchain
             wflags = [*tc.arch_flags, opt, *(cfg.get("compiler", "cflags") or []), "-frandom-seed=p4jit",
+                      *pie_flags(tc.march, self.cache.root),
                       f"-fdebug-prefix-map={entry.parent}=.", f"-fdebug-prefix-map={tmp}=."]
             if lto:
                 wflags += ["-flto", "-flto-partition=one"]
@@ -575,7 +581,6 @@ class Builder:
             if out.strip():
                 warnings += out
             elf = tmp / "pass1.elf"
-            size, align = self._measure(elf, code_addr)
             # what pass 2 links: the code pass 1 produced, never recompiled
             wo = tmp / "pass1.elf-wrapper.o"
             if not wo.is_file():
@@ -599,13 +604,31 @@ class Builder:
                 plain = [str(sources[0].obj)]
                 if siblings:
                     keep.append(_SIBLINGS)
+
+            def link_inputs(folder: Path) -> List[str]:
+                # wrapper first, archives last (they serve what the objects need)
+                return [*(str(folder / k) for k in keep if not k.endswith(".a")), *plain,
+                        *(str(folder / k) for k in keep if k.endswith(".a"))]
+
+            if lto:
+                # The LTO link placed the ltrans objects where the plugin put
+                # them, which is not where pass 2 (plain ld) puts them: measure
+                # a link of pass 2's very inputs, in pass 2's order, so both
+                # passes lay out identically (alignment padding included).
+                elf = tmp / "measure.elf"
+                argv = self._pass2_argv("pass1.ld", syms.values(), defsyms, link_inputs(tmp),
+                                        str(fw) if fw else None, libs, elf.name)
+                with self.cache.stats.timed("pass1"):
+                    code, out2 = run_tool(argv, self.cache.stats, cwd=tmp)
+                self.cache.stats.links += 1
+                if code != 0:
+                    raise build_error("linking (pass 1, layout) failed:", out2, argv)
+            size, align = self._measure(elf, code_addr)
             for f in list(tmp.iterdir()):
                 if f.name not in keep and f.name not in ("wrapper.s", "pass1.ld", "pass1.elf"):
                     f.unlink()
             final = self.cache.path("p1", key)
-            # wrapper first, archives last (they serve what the objects need)
-            inputs = [*(str(final / k) for k in keep if not k.endswith(".a")), *plain,
-                      *(str(final / k) for k in keep if k.endswith(".a"))]
+            inputs = link_inputs(final)
             prep = PreparedBuild(
                 size=size, alignment=align,
                 signatures={e.signature.name: e.signature for e in entries},
@@ -655,6 +678,14 @@ class Builder:
                 if sec == "UND" and name and re.search(r"\.[0-9a-f]{8}$", name):
                     out.append(name)
         return sorted(set(out))
+
+    def _pass2_argv(self, script: str, syms, defsyms: Sequence[str], inputs: Sequence[str],
+                    fw: Optional[str], libs: Sequence[str], out: str) -> List[str]:
+        """The plain ``ld`` link of pass 2 (also pass 1's layout link under LTO)."""
+        return [self.toolchain.tool("ld"), "-m", "elf32lriscv", "-static",
+                *self._ld_options(script, syms), *(f"--defsym={d}=0" for d in defsyms),
+                *inputs, *(["-R", fw] if fw else []),
+                "--start-group", *libs, "--end-group", "-o", out]
 
     def _ld_options(self, script: str, syms, prefix: str = "") -> List[str]:
         opts = ["--no-relax", "--build-id=none", "--no-warn-rwx-segments", "-T", script]
@@ -722,11 +753,8 @@ class Builder:
         try:
             (tmp / "pass2.ld").write_text(linker_script(code_addr, args_addr, prepared.entry_symbols.values()))
             fw = prepared.firmware_elf
-            argv = [self.toolchain.tool("ld"), "-m", "elf32lriscv", "-static",
-                    *self._ld_options("pass2.ld", prepared.entry_symbols.values()),
-                    *(f"--defsym={d}=0" for d in prepared.defsyms),
-                    *prepared.link_inputs, *(["-R", fw] if fw else []),
-                    "--start-group", *prepared.libs, "--end-group", "-o", "image.elf"]
+            argv = self._pass2_argv("pass2.ld", prepared.entry_symbols.values(), prepared.defsyms,
+                                    prepared.link_inputs, fw, prepared.libs, "image.elf")
             log.debug("pass 2: linking at 0x%08X (args 0x%08X)", code_addr, args_addr)
             with self.cache.stats.timed("pass2"):
                 code, text = run_tool(argv, self.cache.stats, cwd=tmp)

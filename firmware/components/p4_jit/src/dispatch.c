@@ -194,7 +194,7 @@ static uint32_t cmd_info(p4_core_t *core, const uint8_t *req, uint32_t len)
 
     uint32_t caps = P4_CAP_INFO | P4_CAP_CALL | P4_CAP_FREE_ALL |
                     (info.port_caps & (P4_CAP_CONSOLE | P4_CAP_INSTRET | P4_CAP_FAULTS |
-                                       P4_CAP_SIMULATOR));
+                                       P4_CAP_SIMULATOR | P4_CAP_PIE));
     uint32_t regions = info.region_count;
     if (regions > P4_INFO_MAX_REGIONS)
         regions = P4_INFO_MAX_REGIONS;
