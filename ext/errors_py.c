@@ -71,61 +71,34 @@ int p4py_conv_timeout(PyObject *o, void *out)
 
 static const char *cause_name(uint32_t cause)
 {
-    switch (cause) {
-    case P4_CAUSE_MISALIGNED_FETCH: return "misaligned instruction fetch";
-    case P4_CAUSE_FETCH_ACCESS: return "instruction access fault";
-    case P4_CAUSE_ILLEGAL_INSN: return "illegal instruction";
-    case P4_CAUSE_BREAKPOINT: return "breakpoint (ebreak)";
-    case P4_CAUSE_MISALIGNED_LOAD: return "misaligned load";
-    case P4_CAUSE_LOAD_ACCESS: return "load access fault";
-    case P4_CAUSE_MISALIGNED_STORE: return "misaligned store";
-    case P4_CAUSE_STORE_ACCESS: return "store access fault";
-    case P4_CAUSE_ECALL_M: return "environment call (ecall)";
-    case P4_CAUSE_TIMEOUT: return "execution budget exceeded";
-    default: return "exception";
-    }
+#define X_CAUSE(name, mcause, text)                                                                \
+    if (cause == (mcause))                                                                         \
+        return text;
+    P4_CAUSE_LIST(X_CAUSE)
+#undef X_CAUSE
+    return cause == P4_CAUSE_TIMEOUT ? "execution budget exceeded" : "exception";
 }
 
+/* Each P4_ERR_* code with its class and text, from P4_ERROR_LIST. */
 typedef struct {
     uint32_t code;
     size_t cls; /* offsetof in p4py_state */
     const char *text;
 } err_text_t;
 
-#define ST(f) offsetof(p4py_state, f)
+#define X_ERR(name, code, exc, text) {(code), offsetof(p4py_state, exc), (text)},
+static const err_text_t err_texts[] = {P4_ERROR_LIST(X_ERR)};
+#undef X_ERR
 
-static const err_text_t err_texts[] = {
-    {P4_ERR_CHECKSUM, ST(ChecksumError),
-     "the device received a corrupted frame (checksum mismatch) and dropped it; the link is "
-     "resynchronised before the next request, so retry. If this repeats, check the USB cable "
-     "and that no other program writes to the port"},
-    {P4_ERR_UNKNOWN_CMD, ST(UnsupportedCommandError),
-     "the device does not know this command or could not parse its payload (error 2). A board "
-     "running the original p4jit firmware speaks protocol v1 only: flash the current firmware, "
-     "or stay with v1 operations"},
-    {P4_ERR_ALLOC_FAILED, ST(AllocationError),
-     "the device could not allocate the memory (error 3). Free buffers you no longer need "
-     "(device.free, func.free), ask for less, or use other caps (MALLOC_CAP_SPIRAM has the most "
-     "room); get_heap_info() shows what is free"},
-    {P4_ERR_BAD_ADDRESS, ST(InvalidAddressError),
-     "the device refused the address: the range is not inside a live allocation (error 4). Use "
-     "addresses returned by allocate() and stay within their size"},
-    {P4_ERR_TOO_LARGE, ST(PayloadTooLargeError),
-     "the request is larger than the device's receive buffer (error 5); send it in smaller "
-     "pieces (device.info.max_payload is the limit)"},
-    {P4_ERR_BUSY, ST(DeviceError),
-     "the device is busy with another call (error 8); wait for it to finish and retry"},
-    {P4_ERR_BAD_ARGUMENT, ST(DeviceError),
-     "the device rejected a value in the request (error 9), e.g. an alignment that is not a "
-     "power of two or a zero size"},
-    {P4_ERR_TABLE_FULL, ST(AllocationError),
-     "the device's allocation table is full (error 10); free allocations you no longer need"},
-    {P4_ERR_CACHE_SYNC, ST(DeviceError),
-     "the device could not synchronise its caches after the write (error 11), so code may not "
-     "see the new bytes; retry, and reset the board if it persists"},
-    {P4_ERR_CANCELLED, ST(DeviceError),
-     "the call was cancelled before the kernel finished (error 12); its outputs are incomplete"},
-};
+static const err_text_t *err_text_of(uint32_t code)
+{
+    for (size_t i = 0; i < sizeof err_texts / sizeof err_texts[0]; i++)
+        if (err_texts[i].code == code)
+            return &err_texts[i];
+    return NULL;
+}
+
+#define STATE_CLASS(st, e) (*(PyObject **)((char *)(st) + (e)->cls))
 
 static int set_attr_u32(PyObject *o, const char *name, uint32_t v)
 {
@@ -155,10 +128,9 @@ static PyObject *raise_with_attrs(PyObject *cls, PyObject *msg, uint32_t code, c
     return NULL;
 }
 
-static PyObject *raise_fault(p4py_state *st, uint32_t code, const uint8_t *detail, size_t len,
+static PyObject *raise_fault(PyObject *cls, uint32_t code, const uint8_t *detail, size_t len,
                              const char *what)
 {
-    PyObject *cls = code == P4_ERR_TIMEOUT ? st->ExecutionTimeoutError : st->ExecutionFaultError;
     if (!detail || len < P4_FAULT_DETAIL_SIZE) {
         PyObject *msg = PyUnicode_FromFormat(
             "%s: device code %s (error %u; the device sent no fault report). The device is still "
@@ -249,16 +221,14 @@ PyObject *p4py_raise_device_error(p4py_state *st, uint32_t code, const uint8_t *
 {
     if (!what || !*what)
         what = "device request";
-    if (code == P4_ERR_FAULT || code == P4_ERR_TIMEOUT)
-        return raise_fault(st, code, detail, detail_len, what);
-    for (size_t i = 0; i < sizeof err_texts / sizeof err_texts[0]; i++) {
-        if (err_texts[i].code != code)
-            continue;
-        PyObject *cls = *(PyObject **)((char *)st + err_texts[i].cls);
-        PyObject *msg = PyUnicode_FromFormat("%s: %s.", what, err_texts[i].text);
+    const err_text_t *e = err_text_of(code);
+    if (e && (code == P4_ERR_FAULT || code == P4_ERR_TIMEOUT))
+        return raise_fault(STATE_CLASS(st, e), code, detail, detail_len, what);
+    if (e) {
+        PyObject *msg = PyUnicode_FromFormat("%s: %s.", what, e->text);
         if (!msg)
             return NULL;
-        return raise_with_attrs(cls, msg, code, what);
+        return raise_with_attrs(STATE_CLASS(st, e), msg, code, what);
     }
     PyObject *msg = PyUnicode_FromFormat(
         "%s: the device answered with error code %u, which this host does not know; update "

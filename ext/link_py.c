@@ -1,7 +1,9 @@
 /*
- * link_py.c — p4jit._core.Link: the Python face of link.c, plus the codec
- * helpers frame_encode / frame_decode / codec_bench and the transport
- * ceiling pty_bench.
+ * link_py.c — p4jit._core.Link: the Python face of the link (the transport in
+ * link_transport.c, the commands in link_commands.c). One job: the type —
+ * locking, argument conversion, status -> exception, and turning decoded
+ * answers into plain Python values. Over 600 lines because every command
+ * has its method here; none of them touches a payload offset.
  *
  * Locking: each Link has a PyThread lock taken with the GIL released; the
  * GIL is then released for the whole I/O and reacquired only in the
@@ -10,19 +12,11 @@
 #include "p4py.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <termios.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "frame.h"
-#include "link.h"
+#include "link_commands.h"
 #include "p4_jit_protocol.h"
 
 typedef struct {
@@ -269,7 +263,7 @@ static int txbufs_get(PyObject *payload, txbufs_t *t)
 
 /* ---- type: construction --------------------------------------------------------- */
 
-/* spin_us: an int of microseconds, 0..P4_LINK_SPIN_US_MAX. */
+/* spin_us: an int of microseconds, 0..P4_SPIN_US_MAX. */
 static int conv_spin_us(PyObject *v, uint32_t *out)
 {
     if (!PyLong_Check(v)) {
@@ -281,9 +275,9 @@ static int conv_spin_us(PyObject *v, uint32_t *out)
     long long us = PyLong_AsLongLongAndOverflow(v, &overflow);
     if (us == -1 && PyErr_Occurred())
         return 0;
-    if (overflow || us < 0 || us > (long long)P4_LINK_SPIN_US_MAX) {
+    if (overflow || us < 0 || us > (long long)P4_SPIN_US_MAX) {
         PyErr_Format(PyExc_ValueError, "spin_us must be 0..%u microseconds, got %R",
-                     (unsigned)P4_LINK_SPIN_US_MAX, v);
+                     (unsigned)P4_SPIN_US_MAX, v);
         return 0;
     }
     *out = (uint32_t)us;
@@ -322,7 +316,7 @@ static int Link_init(LinkObject *self, PyObject *args, PyObject *kw)
         return -1;
     }
     if (spin != Py_None)
-        p4_link_set_spin_us(&self->link, spin_us);
+        p4_spin_init(&self->link.spin, spin_us);
     self->ready = 1;
     return 0;
 }
@@ -443,40 +437,193 @@ static PyObject *Link_ping(LinkObject *self, PyObject *args, PyObject *kw)
         n = (size_t)view.len;
     }
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
-    if (!out) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
     uint32_t to = eff_timeout(self, tmo);
     gil_ctx_t g;
-    if (link_enter(self, &g) < 0) {
+    if (!out || link_enter(self, &g) < 0) {
         PyBuffer_Release(&view);
-        Py_DECREF(out);
+        Py_XDECREF(out);
         return NULL;
     }
-    struct iovec tx = {(void *)p, n};
-    p4_fdec_seg_t rx = {(uint8_t *)PyBytes_AS_STRING(out), n};
-    snprintf(self->link.op, sizeof self->link.op, "PING");
-    p4_link_status_t st = p4_link_transact(&self->link, P4_CMD_PING, &tx, n ? 1 : 0, &rx, 1, to);
-    bool mismatch = st == P4_LINK_OK &&
-                    (!self->link.resp_scattered || memcmp(PyBytes_AS_STRING(out), p, n) != 0);
+    p4_link_status_t st = p4_link_ping(&self->link, p, n, (uint8_t *)PyBytes_AS_STRING(out), to);
     int r = finish(self, &g, st, to);
     PyBuffer_Release(&view);
-    if (r < 0) {
-        Py_DECREF(out);
-        return NULL;
-    }
-    if (mismatch) {
-        p4py_state *s = link_state(self);
-        Py_DECREF(out);
-        if (s)
-            PyErr_SetString(s->ProtocolError,
-                            "PING: the device's echo differs from what was sent; the link is "
-                            "corrupting data (check the cable, or whether another program uses "
-                            "the port).");
-        return NULL;
-    }
+    if (r < 0)
+        Py_CLEAR(out);
     return out;
+}
+
+/* ---- table-decoded answers -> dicts ------------------------------------------- */
+
+/* A decoded field as a Python object (U32 -> int, TEXT -> str, BYTES -> bytes). */
+#define PY_U32(v, count) PyLong_FromUnsignedLong(v)
+#define PY_TEXT(v, count) PyUnicode_DecodeUTF8((v), (Py_ssize_t)strlen(v), "replace")
+#define PY_BYTES(v, count) PyBytes_FromStringAndSize((const char *)(v), (count))
+
+static int put_item(PyObject *d, const char *key, PyObject *v)
+{
+    if (!v)
+        return -1;
+    int r = PyDict_SetItemString(d, key, v);
+    Py_DECREF(v);
+    return r;
+}
+
+#define X_PUT(field, kind, count)                                                                  \
+    if (put_item(d, #field, PY_##kind(src->field, count)) < 0)                                     \
+        goto fail;
+
+static PyObject *region_dict(const p4_info_region_t *src)
+{
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    P4_INFO_REGION_FIELDS(X_PUT)
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+/* INFO -> {head fields..., "regions": (region dicts), tail fields present} */
+static PyObject *info_dict(const p4_info_t *src)
+{
+    PyObject *d = PyDict_New();
+    PyObject *regions = PyTuple_New(src->regions_present);
+    if (!d || !regions)
+        goto fail;
+    P4_INFO_HEAD_FIELDS(X_PUT)
+    for (uint32_t i = 0; i < src->regions_present; i++) {
+        PyObject *r = region_dict(&src->regions[i]);
+        if (!r)
+            goto fail;
+        PyTuple_SET_ITEM(regions, i, r);
+    }
+    if (PyDict_SetItemString(d, "regions", regions) < 0)
+        goto fail;
+    Py_CLEAR(regions);
+    {
+        uint32_t k = 0; /* tail fields: only those the answer carried */
+#define X_PUT_TAIL(field, kind, count)                                                             \
+    if (k++ < src->tail_present && put_item(d, #field, PY_##kind(src->field, count)) < 0)          \
+        goto fail;
+        P4_INFO_TAIL_FIELDS(X_PUT_TAIL)
+#undef X_PUT_TAIL
+    }
+    return d;
+fail:
+    Py_XDECREF(regions);
+    Py_XDECREF(d);
+    return NULL;
+}
+
+static PyObject *heap_info_dict(const p4_heap_info_t *src)
+{
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    P4_HEAP_INFO_FIELDS(X_PUT)
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+/* Parse (*, timeout=None), enter, and leave the link: the frame of every
+ * method below that takes no other argument. */
+#define TIMEOUT_ONLY(name)                                                                         \
+    static char *kwlist[] = {"timeout", NULL};                                                     \
+    int64_t tmo = -1;                                                                              \
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$O&:" name, kwlist, p4py_conv_timeout, &tmo))    \
+        return NULL;                                                                               \
+    uint32_t to = eff_timeout(self, tmo);                                                          \
+    gil_ctx_t g;                                                                                   \
+    if (link_enter(self, &g) < 0)                                                                  \
+        return NULL;
+
+static PyObject *Link_info(LinkObject *self, PyObject *args, PyObject *kw)
+{
+    TIMEOUT_ONLY("info")
+    p4_info_t info;
+    p4_link_status_t st = p4_link_info(&self->link, &info, to);
+    if (finish(self, &g, st, to) < 0)
+        return NULL;
+    return info_dict(&info);
+}
+
+static PyObject *Link_heap_info(LinkObject *self, PyObject *args, PyObject *kw)
+{
+    TIMEOUT_ONLY("heap_info")
+    p4_heap_info_t hi;
+    p4_link_status_t st = p4_link_heap_info(&self->link, &hi, to);
+    if (finish(self, &g, st, to) < 0)
+        return NULL;
+    return heap_info_dict(&hi);
+}
+
+static PyObject *Link_free_all(LinkObject *self, PyObject *args, PyObject *kw)
+{
+    TIMEOUT_ONLY("free_all")
+    uint32_t count = 0, bytes = 0;
+    p4_link_status_t st = p4_link_free_all(&self->link, &count, &bytes, to);
+    if (finish(self, &g, st, to) < 0)
+        return NULL;
+    return Py_BuildValue("(kk)", (unsigned long)count, (unsigned long)bytes);
+}
+
+static PyObject *Link_alloc(LinkObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"size", "caps", "alignment", "timeout", NULL};
+    uint32_t size, caps, align;
+    int64_t tmo = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&|$O&:alloc", kwlist, p4py_conv_u32, &size,
+                                     p4py_conv_u32, &caps, p4py_conv_u32, &align,
+                                     p4py_conv_timeout, &tmo))
+        return NULL;
+    uint32_t to = eff_timeout(self, tmo), addr = 0;
+    gil_ctx_t g;
+    if (link_enter(self, &g) < 0)
+        return NULL;
+    p4_link_status_t st = p4_link_alloc(&self->link, size, caps, align, &addr, to);
+    if (finish(self, &g, st, to) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLong(addr);
+}
+
+static PyObject *Link_free(LinkObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"addr", "timeout", NULL};
+    uint32_t addr;
+    int64_t tmo = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$O&:free", kwlist, p4py_conv_u32, &addr,
+                                     p4py_conv_timeout, &tmo))
+        return NULL;
+    uint32_t to = eff_timeout(self, tmo);
+    gil_ctx_t g;
+    if (link_enter(self, &g) < 0)
+        return NULL;
+    p4_link_status_t st = p4_link_free(&self->link, addr, to);
+    if (finish(self, &g, st, to) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Link_console_ctl(LinkObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"enable", "timeout", NULL};
+    int enable;
+    int64_t tmo = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "p|$O&:console_ctl", kwlist, &enable,
+                                     p4py_conv_timeout, &tmo))
+        return NULL;
+    uint32_t to = eff_timeout(self, tmo);
+    bool previous = false;
+    gil_ctx_t g;
+    if (link_enter(self, &g) < 0)
+        return NULL;
+    p4_link_status_t st = p4_link_console_ctl(&self->link, enable != 0, &previous, to);
+    if (finish(self, &g, st, to) < 0)
+        return NULL;
+    return PyBool_FromLong(previous);
 }
 
 /* Move a caller's buffer to (WRITE_MEM) or from (READ_MEM) device memory
@@ -748,14 +895,7 @@ static PyObject *Link_take_console(LinkObject *self, PyObject *Py_UNUSED(ignored
 
 static PyObject *Link_resync(LinkObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"timeout", NULL};
-    int64_t tmo = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$O&:resync", kwlist, p4py_conv_timeout, &tmo))
-        return NULL;
-    uint32_t to = eff_timeout(self, tmo);
-    gil_ctx_t g;
-    if (link_enter(self, &g) < 0)
-        return NULL;
+    TIMEOUT_ONLY("resync")
     snprintf(self->link.op, sizeof self->link.op, "resynchronising the link (PING)");
     p4_link_status_t st = p4_link_resync(&self->link, to);
     if (finish(self, &g, st, to) < 0)
@@ -789,11 +929,12 @@ static PyObject *Link_repr(LinkObject *self)
 
 /* ---- attributes ----------------------------------------------------------------- */
 
-#define COUNTER(field)                                                                 \
-    static PyObject *get_##field(LinkObject *self, void *Py_UNUSED(c))                  \
+#define COUNTER_AT(name, field)                                                        \
+    static PyObject *get_##name(LinkObject *self, void *Py_UNUSED(c))                   \
     {                                                                                  \
         return PyLong_FromUnsignedLongLong(self->link.field);                           \
     }
+#define COUNTER(field) COUNTER_AT(field, field)
 COUNTER(requests)
 COUNTER(responses)
 COUNTER(events)
@@ -801,12 +942,14 @@ COUNTER(bytes_sent)
 COUNTER(bytes_received)
 COUNTER(resyncs)
 COUNTER(timeouts)
-COUNTER(spin_hits)
-COUNTER(spin_misses)
+COUNTER_AT(spin_hits, spin.hits)
+COUNTER_AT(spin_misses, spin.misses)
+COUNTER_AT(garbage_bytes, dec.garbage)
+COUNTER_AT(checksum_errors, dec.bad_checksums)
 
 static PyObject *get_spin_us(LinkObject *self, void *Py_UNUSED(c))
 {
-    return PyLong_FromUnsignedLong(self->link.spin_us);
+    return PyLong_FromUnsignedLong(self->link.spin.budget_us);
 }
 
 static int set_spin_us(LinkObject *self, PyObject *v, void *Py_UNUSED(c))
@@ -818,18 +961,8 @@ static int set_spin_us(LinkObject *self, PyObject *v, void *Py_UNUSED(c))
     }
     if (!conv_spin_us(v, &us))
         return -1;
-    p4_link_set_spin_us(&self->link, us);
+    p4_spin_init(&self->link.spin, us);
     return 0;
-}
-
-static PyObject *get_garbage_bytes(LinkObject *self, void *Py_UNUSED(c))
-{
-    return PyLong_FromUnsignedLongLong(self->link.dec.garbage);
-}
-
-static PyObject *get_checksum_errors(LinkObject *self, void *Py_UNUSED(c))
-{
-    return PyLong_FromUnsignedLongLong(self->link.dec.bad_checksums);
 }
 
 static PyObject *get_fd(LinkObject *self, void *Py_UNUSED(c))
@@ -961,6 +1094,22 @@ static PyMethodDef Link_methods[] = {
     M(call, METH_VARARGS | METH_KEYWORDS,
       "call(entry, args_addr=0, budget_ms=0, writes=(), reads=(), *, timeout=None)\n--\n\n"
       "Batched CALL -> (a0, ret_lo, ret_hi, cycles, instret, reads)."),
+    M(info, METH_VARARGS | METH_KEYWORDS,
+      "info(*, timeout=None) -> dict\n--\n\nINFO, decoded: the fields of P4_INFO_HEAD_FIELDS, "
+      "'regions' (a tuple of dicts of P4_INFO_REGION_FIELDS) and the tail fields the device sent. "
+      "UnsupportedCommandError from a v1 device."),
+    M(heap_info, METH_VARARGS | METH_KEYWORDS,
+      "heap_info(*, timeout=None) -> dict\n--\n\nHEAP_INFO, decoded (P4_HEAP_INFO_FIELDS)."),
+    M(alloc, METH_VARARGS | METH_KEYWORDS,
+      "alloc(size, caps, alignment, *, timeout=None) -> int\n--\n\nALLOC; the device address. "
+      "AllocationError when the device has no room."),
+    M(free, METH_VARARGS | METH_KEYWORDS,
+      "free(addr, *, timeout=None)\n--\n\nFREE of one allocation (its start address)."),
+    M(free_all, METH_VARARGS | METH_KEYWORDS,
+      "free_all(*, timeout=None) -> (count, bytes)\n--\n\nFREE_ALL (v2)."),
+    M(console_ctl, METH_VARARGS | METH_KEYWORDS,
+      "console_ctl(enable, *, timeout=None) -> bool\n--\n\nCONSOLE_CTL (v2): console event "
+      "frames on/off; returns the previous state."),
     M(take_console, METH_NOARGS, "take_console() -> bytes\n--\n\nDrain buffered console text."),
     M(resync, METH_VARARGS | METH_KEYWORDS,
       "resync(*, timeout=None)\n--\n\nResynchronise now (PING with a nonce)."),
@@ -989,361 +1138,6 @@ static PyType_Spec Link_spec = {
     .slots = Link_slots,
 };
 
-/* ---- codec helpers (tests, bench) -------------------------------------------------- */
-
-static PyObject *py_frame_encode(PyObject *Py_UNUSED(m), PyObject *args)
-{
-    unsigned char cmd, flags;
-    Py_buffer view;
-    if (!PyArg_ParseTuple(args, "bby*:frame_encode", &cmd, &flags, &view))
-        return NULL;
-    if ((uint64_t)view.len > UINT32_MAX - P4_FRAME_OVERHEAD) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "payload too large");
-        return NULL;
-    }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, view.len + P4_FRAME_OVERHEAD);
-    if (out)
-        (void)p4_frame_encode((uint8_t *)PyBytes_AS_STRING(out), (size_t)view.len + P4_FRAME_OVERHEAD,
-                              cmd, flags, view.buf, (uint32_t)view.len);
-    PyBuffer_Release(&view);
-    return out;
-}
-
-/* frame_decode(data, max_len=..., flags_ok=...) -> (frames, garbage_bytes, leftover_state)
- * frames: list of (cmd, flags, payload, checksum_ok). */
-static PyObject *py_frame_decode(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"data", "max_len", "flags_ok", NULL};
-    Py_buffer view;
-    unsigned int max_len = P4_LINK_MAX_RESPONSE;
-    unsigned int flags_ok = 0xFFFFFFFFu;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|II:frame_decode", kwlist, &view, &max_len, &flags_ok))
-        return NULL;
-    p4_fdec_t d;
-    p4_fdec_init(&d, max_len, flags_ok);
-    PyObject *frames = PyList_New(0);
-    uint8_t *buf = NULL;
-    const uint8_t *p = view.buf;
-    size_t n = (size_t)view.len;
-    if (!frames)
-        goto fail;
-    while (n) {
-        size_t used = 0;
-        p4_fdec_event_t ev = p4_fdec_feed(&d, p, n, &used);
-        p += used;
-        n -= used;
-        if (ev == P4_FDEC_HEADER) {
-            PyMem_Free(buf);
-            buf = PyMem_Malloc(d.len ? d.len : 1);
-            if (!buf) {
-                PyErr_NoMemory();
-                goto fail;
-            }
-            p4_fdec_seg_t seg = {buf, d.len};
-            p4_fdec_set_sink(&d, &seg, 1);
-        } else if (ev == P4_FDEC_FRAME || ev == P4_FDEC_BAD_CHECKSUM) {
-            PyObject *t = Py_BuildValue("(BBy#O)", d.cmd, d.flags, (const char *)buf,
-                                        (Py_ssize_t)d.len, ev == P4_FDEC_FRAME ? Py_True : Py_False);
-            if (!t || PyList_Append(frames, t) < 0) {
-                Py_XDECREF(t);
-                goto fail;
-            }
-            Py_DECREF(t);
-        }
-    }
-    if (d.state == P4_FDEC_S_SINK) { /* empty payload pending its checksum */
-        PyMem_Free(buf);
-        buf = NULL;
-    }
-    PyMem_Free(buf);
-    PyBuffer_Release(&view);
-    return Py_BuildValue("(NKi)", frames, (unsigned long long)d.garbage, (int)d.state);
-fail:
-    PyMem_Free(buf);
-    Py_XDECREF(frames);
-    PyBuffer_Release(&view);
-    return NULL;
-}
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* codec_bench(payload_size, iterations) -> (encode_seconds, decode_seconds)
- * Encode: header + memcpy + checksum into a frame buffer. Decode: feed the frame
- * in 64 KiB pieces (as reads arrive) into a payload buffer, checksum verified. */
-static PyObject *py_codec_bench(PyObject *Py_UNUSED(m), PyObject *args)
-{
-    Py_ssize_t size, iters;
-    if (!PyArg_ParseTuple(args, "nn:codec_bench", &size, &iters))
-        return NULL;
-    if (size < 0 || size > (1 << 28) || iters < 1) {
-        PyErr_SetString(PyExc_ValueError, "codec_bench: 0 <= size <= 256 MiB, iterations >= 1");
-        return NULL;
-    }
-    uint8_t *src = malloc((size_t)size + 1), *frame = malloc((size_t)size + P4_FRAME_OVERHEAD),
-            *dst = malloc((size_t)size + 1);
-    if (!src || !frame || !dst) {
-        free(src);
-        free(frame);
-        free(dst);
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < size; i++)
-        src[i] = (uint8_t)(i * 31 + 7);
-    double te = 0, td = 0;
-    int bad = 0;
-    Py_BEGIN_ALLOW_THREADS
-    double t0 = mono();
-    size_t flen = 0;
-    for (Py_ssize_t k = 0; k < iters; k++)
-        flen = p4_frame_encode(frame, (size_t)size + P4_FRAME_OVERHEAD, P4_CMD_READ_MEM, P4_FLAG_OK,
-                               src, (uint32_t)size);
-    te = mono() - t0;
-    p4_fdec_t d;
-    p4_fdec_init(&d, (uint32_t)size + 1, 0xFFFFFFFFu);
-    t0 = mono();
-    for (Py_ssize_t k = 0; k < iters; k++) {
-        size_t off = 0;
-        while (off < flen) {
-            size_t piece = flen - off < 65536 ? flen - off : 65536, used = 0;
-            p4_fdec_event_t ev = p4_fdec_feed(&d, frame + off, piece, &used);
-            off += used;
-            if (ev == P4_FDEC_HEADER) {
-                p4_fdec_seg_t seg = {dst, d.len};
-                p4_fdec_set_sink(&d, &seg, 1);
-            } else if (ev == P4_FDEC_BAD_CHECKSUM) {
-                bad = 1;
-            }
-        }
-    }
-    td = mono() - t0;
-    if (size && memcmp(src, dst, (size_t)size) != 0)
-        bad = 1;
-    Py_END_ALLOW_THREADS
-    free(src);
-    free(frame);
-    free(dst);
-    if (bad) {
-        PyErr_SetString(PyExc_AssertionError, "codec_bench: round trip mismatch");
-        return NULL;
-    }
-    return Py_BuildValue("(dd)", te, td);
-}
-
-/* ---- pty_bench: what a pseudo-terminal moves here, with no protocol ---------------- */
-
-typedef struct {
-    int fd;
-    uint8_t *buf;
-    size_t len;
-    long spin_us; /* < 0: blocking I/O; 0: non-blocking + poll(); > 0: spin, then poll() */
-    double spin_end; /* the open spin window, 0 = none */
-} ptyb_side_t;
-
-/* After EAGAIN, the Link's way: retry at once (after sched_yield) while the
- * spin window lasts, else block in poll(). Progress closes the window. */
-static void ptyb_wait(ptyb_side_t *s, short ev)
-{
-    if (s->spin_us > 0) {
-        double now = mono();
-        if (s->spin_end == 0)
-            s->spin_end = now + (double)s->spin_us * 1e-6;
-        if (now < s->spin_end) {
-            sched_yield();
-            return;
-        }
-        s->spin_end = 0;
-    }
-    struct pollfd p = {.fd = s->fd, .events = ev, .revents = 0};
-    (void)poll(&p, 1, 1000);
-}
-
-static int ptyb_writer(ptyb_side_t *s)
-{
-    size_t off = 0;
-    double last = mono();
-    while (off < s->len) {
-        ssize_t w = write(s->fd, s->buf + off, s->len - off);
-        if (w > 0) {
-            off += (size_t)w;
-            last = mono();
-            s->spin_end = 0;
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && errno == EAGAIN && s->spin_us >= 0) {
-            if (mono() - last > 5.0)
-                return ETIMEDOUT;
-            ptyb_wait(s, POLLOUT);
-            continue;
-        }
-        return w < 0 ? errno : EIO;
-    }
-    return 0;
-}
-
-static int ptyb_reader(ptyb_side_t *s)
-{
-    size_t got = 0;
-    double last = mono();
-    while (got < s->len) {
-        size_t want = s->len - got < (1u << 20) ? s->len - got : (1u << 20);
-        ssize_t r = read(s->fd, s->buf, want);
-        if (r > 0) {
-            got += (size_t)r;
-            last = mono();
-            s->spin_end = 0;
-            continue;
-        }
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && errno == EAGAIN && s->spin_us >= 0) {
-            if (mono() - last > 5.0)
-                return ETIMEDOUT;
-            ptyb_wait(s, POLLIN);
-            continue;
-        }
-        return r < 0 ? errno : EIO;
-    }
-    return 0;
-}
-
-static int ptyb_open(int *master, int *slave)
-{
-    *master = *slave = -1;
-    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (m < 0)
-        return errno;
-    const char *name = NULL;
-    if (grantpt(m) != 0 || unlockpt(m) != 0 || !(name = ptsname(m))) {
-        int e = errno;
-        close(m);
-        return e;
-    }
-    int sl = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (sl < 0) {
-        int e = errno;
-        close(m);
-        return e;
-    }
-    struct termios t;
-    int fds[2] = {m, sl};
-    for (int i = 0; i < 2; i++) {
-        if (tcgetattr(fds[i], &t) == 0) {
-            cfmakeraw(&t);
-            (void)tcsetattr(fds[i], TCSANOW, &t);
-        }
-    }
-    *master = m;
-    *slave = sl;
-    return 0;
-}
-
-/* pty_bench(size, spin_us=-1, master_to_slave=False) -> seconds
- * Open a raw pseudo-terminal pair; the caller writes `size` bytes into one
- * end (GIL released) while a child process reads them from the other — two
- * processes, as the host and p4jit-sim are. spin_us < 0: plain blocking
- * read()/write(); 0: non-blocking with poll() per wait (the Link without
- * spinning); > 0: the Link's bounded spin, then poll(). The default direction
- * is slave -> master (what a host uploading to p4jit-sim does). */
-static PyObject *py_pty_bench(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"size", "spin_us", "master_to_slave", NULL};
-    Py_ssize_t size;
-    long spin_us = -1;
-    int m2s = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "n|lp:pty_bench", kwlist, &size, &spin_us, &m2s))
-        return NULL;
-    if (size < 1 || size > (1 << 28) || spin_us > (long)P4_LINK_SPIN_US_MAX) {
-        PyErr_Format(PyExc_ValueError, "pty_bench: 1 <= size <= 256 MiB, spin_us <= %u",
-                     (unsigned)P4_LINK_SPIN_US_MAX);
-        return NULL;
-    }
-    uint8_t *wbuf = malloc((size_t)size), *rbuf = malloc(1u << 20);
-    if (!wbuf || !rbuf) {
-        free(wbuf);
-        free(rbuf);
-        return PyErr_NoMemory();
-    }
-    memset(wbuf, 0x5A, (size_t)size);
-    int master, slave, err;
-    double dt = 0;
-    Py_BEGIN_ALLOW_THREADS
-    err = ptyb_open(&master, &slave);
-    if (!err) {
-        ptyb_side_t w = {.fd = m2s ? master : slave, .buf = wbuf, .len = (size_t)size, .spin_us = spin_us};
-        ptyb_side_t r = {.fd = m2s ? slave : master, .buf = rbuf, .len = (size_t)size, .spin_us = spin_us};
-        if (spin_us >= 0) {
-            (void)fcntl(w.fd, F_SETFL, fcntl(w.fd, F_GETFL) | O_NONBLOCK);
-            (void)fcntl(r.fd, F_SETFL, fcntl(r.fd, F_GETFL) | O_NONBLOCK);
-        }
-        /* the reader is a child process (async-signal-safe calls only),
-         * which reports the end on a pipe; the caller writes */
-        int done[2] = {-1, -1};
-        pid_t pid = -1;
-        if (pipe2(done, O_CLOEXEC) != 0)
-            err = errno;
-        else if ((pid = fork()) == 0) {
-            uint8_t ok = ptyb_reader(&r) == 0;
-            ssize_t n = write(done[1], &ok, 1);
-            _exit(n == 1 && ok ? 0 : 1);
-        } else if (pid < 0) {
-            err = errno;
-        } else {
-            double t0 = mono();
-            err = ptyb_writer(&w);
-            uint8_t ok = 0;
-            if (!err) {
-                struct pollfd p = {.fd = done[0], .events = POLLIN, .revents = 0};
-                if (poll(&p, 1, 10000) != 1 || read(done[0], &ok, 1) != 1 || !ok)
-                    err = EIO;
-            }
-            dt = mono() - t0;
-            if (err)
-                (void)kill(pid, SIGKILL); /* a reader waiting for bytes that never come */
-            int status = 0;
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
-        }
-        if (done[0] >= 0) {
-            close(done[0]);
-            close(done[1]);
-        }
-        close(master);
-        close(slave);
-    }
-    Py_END_ALLOW_THREADS
-    free(wbuf);
-    free(rbuf);
-    if (err) {
-        errno = err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    return PyFloat_FromDouble(dt);
-}
-
-static PyMethodDef link_functions[] = {
-    {"frame_encode", (PyCFunction)py_frame_encode, METH_VARARGS,
-     "frame_encode(cmd, flags, payload) -> bytes\n--\n\nA whole frame with its checksum."},
-    {"frame_decode", (PyCFunction)(void (*)(void))py_frame_decode, METH_VARARGS | METH_KEYWORDS,
-     "frame_decode(data, max_len=..., flags_ok=...) -> (frames, garbage, state)\n--\n\n"
-     "Run the incremental decoder over data; frames are (cmd, flags, payload, checksum_ok)."},
-    {"codec_bench", (PyCFunction)py_codec_bench, METH_VARARGS,
-     "codec_bench(payload_size, iterations) -> (encode_s, decode_s)\n--\n\nTime the codec alone."},
-    {"pty_bench", (PyCFunction)(void (*)(void))py_pty_bench, METH_VARARGS | METH_KEYWORDS,
-     "pty_bench(size, spin_us=-1, master_to_slave=False) -> seconds\n--\n\nMove size bytes through "
-     "a raw pseudo-terminal in C (the caller writes, a child process reads), no protocol: the "
-     "transport's ceiling. spin_us < 0: blocking I/O; 0: non-blocking + poll(); > 0: the Link's "
-     "bounded spin, then poll()."},
-    {NULL, NULL, 0, NULL},
-};
-
 int p4py_link_exec(PyObject *module)
 {
     p4py_state *st = p4py_state_of(module);
@@ -1352,7 +1146,5 @@ int p4py_link_exec(PyObject *module)
         return -1;
     if (PyModule_AddObjectRef(module, "Link", st->LinkType) < 0)
         return -1;
-    if (PyModule_AddIntConstant(module, "LINK_V1_MAX_PAYLOAD", P4_LINK_V1_MAX_PAYLOAD) < 0)
-        return -1;
-    return PyModule_AddFunctions(module, link_functions);
+    return PyModule_AddIntConstant(module, "LINK_V1_MAX_PAYLOAD", P4_LINK_V1_MAX_PAYLOAD);
 }

@@ -5,11 +5,14 @@ host-core tests (a module with its own name: several conftest.py files exist).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import socket
 import struct
+import sys
 import threading
+from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
@@ -19,10 +22,26 @@ from p4jit import _core, _paths
 C = _core
 
 
+def load_p4bench():
+    """The native bench/test helpers (bench/native/p4bench.c: the product's frame
+    codec and spin, built by ``make bench-native`` into build/bench; never in
+    ``p4jit._core``)."""
+    where = Path(__file__).resolve().parents[1] / "build" / "bench"
+    if str(where) not in sys.path:
+        sys.path.insert(0, str(where))
+    try:
+        return importlib.import_module("p4bench")
+    except ImportError as e:
+        raise ImportError(f"{e}: build the bench/test helpers first (make bench-native)") from None
+
+
+p4bench = load_p4bench()
+
+
 # ---- a protocol peer in Python ----------------------------------------------------------------
 
 def frame(cmd: int, flags: int, payload: bytes = b"") -> bytes:
-    return C.frame_encode(cmd, flags, payload)
+    return p4bench.frame_encode(cmd, flags, payload)
 
 
 class FakeDevice:
