@@ -1,11 +1,13 @@
 """p4jit's exception hierarchy.
 
-The classes are defined once, in the C extension (``p4jit._core``), so that the
-transport raises exactly the classes users catch; this module re-exports them
-and adds the one error class that never comes from C (:class:`BuildError`)::
+The device and link classes are defined once, in the C extension
+(``p4jit._core``), so that the transport raises exactly the classes users
+catch; this module re-exports them and adds the two error classes that never
+come from C (:class:`BuildError`, :class:`SignatureError`)::
 
     P4JITError
     ├── BuildError                      the compiler/linker failed (.output)
+    ├── SignatureError (ValueError)     the entry's signature does not fit the slot ABI
     ├── DeviceConnectionError (ConnectionError)
     │   └── DisconnectedError           EOF/EIO on the link
     ├── ProtocolError
@@ -57,8 +59,13 @@ class BuildError(P4JITError):
         self.command = command
 
 
+class SignatureError(P4JITError, ValueError):
+    """The function's signature cannot be carried by the 32-slot ABI (or the
+    function is not in the sources). Also a ``ValueError``, as it always was."""
+
+
 __all__ = [
-    "P4JITError", "BuildError", "DeviceConnectionError", "DisconnectedError", "ProtocolError",
+    "P4JITError", "BuildError", "SignatureError", "DeviceConnectionError", "DisconnectedError", "ProtocolError",
     "ChecksumError", "ResponseTimeoutError", "DeviceError", "UnsupportedCommandError",
     "AllocationError", "InvalidAddressError", "PayloadTooLargeError", "ExecutionFaultError",
     "ExecutionTimeoutError",

@@ -7,7 +7,6 @@ address the device allocated (tests/sim_client.py: build_kernel/load_kernel).
 from __future__ import annotations
 
 import struct
-import time
 
 import pytest
 

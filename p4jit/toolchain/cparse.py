@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from ..signature import Param, Signature, SignatureError
+from ..signature import SCALAR_TYPES, Param, Signature, SignatureError
 from .config import NUMPY_TYPES
 
 __all__ = ["ParsedUnit", "parse_unit", "find_signature", "SignatureError", "sanitize"]
@@ -258,10 +258,6 @@ def _index(unit: ParsedUnit, ast: object) -> None:
 
 # ---- C types -> dtypes -------------------------------------------------------------------
 
-_DTYPE_SIZE = {"bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4,
-               "int64": 8, "uint64": 8, "float32": 4, "float64": 8}
-
-
 def _canonical(names: Sequence[str]) -> str:
     """['long', 'unsigned', 'int'] -> 'unsigned long' (the numpy_types.yaml keys)."""
     names = list(names)
@@ -358,8 +354,8 @@ class _Types:
             return None
         r = self.resolve(node)
         if r.kind == "scalar":
-            n = _DTYPE_SIZE[r.dtype]
-            return n, n
+            t = SCALAR_TYPES[r.dtype]
+            return t.size, t.align
         if r.kind in ("pointer", "function"):
             return 4, 4
         if r.kind == "array":
