@@ -528,83 +528,132 @@ fail:
     return NULL;
 }
 
-/* Parse (*, timeout=None), enter, and leave the link: the frame of every
- * method below that takes no other argument. */
-#define TIMEOUT_ONLY(name)                                                                         \
-    static char *kwlist[] = {"timeout", NULL};                                                     \
-    int64_t tmo = -1;                                                                              \
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$O&:" name, kwlist, p4py_conv_timeout, &tmo))    \
-        return NULL;                                                                               \
-    uint32_t to = eff_timeout(self, tmo);                                                          \
-    gil_ctx_t g;                                                                                   \
-    if (link_enter(self, &g) < 0)                                                                  \
+/* ---- the fixed-size commands: one runner ---------------------------------------- */
+
+/* A command with fixed arguments and a fixed answer: the arguments in, the
+ * decoded answer out (run_command picks the p4_link_* function, answer_of
+ * turns its result into Python values). */
+typedef enum { OP_INFO, OP_HEAP_INFO, OP_ALLOC, OP_FREE, OP_FREE_ALL, OP_CONSOLE_CTL, OP_EXEC, OP_RESYNC } op_t;
+
+typedef struct {
+    op_t op;
+    uint32_t arg[3];
+    union {
+        p4_info_t info;
+        p4_heap_info_t heap;
+        uint32_t word[2];
+        bool flag;
+    } out;
+} command_t;
+
+static p4_link_status_t run_command(p4_link_t *l, command_t *c, uint32_t to)
+{
+    switch (c->op) {
+    case OP_INFO: return p4_link_info(l, &c->out.info, to);
+    case OP_HEAP_INFO: return p4_link_heap_info(l, &c->out.heap, to);
+    case OP_ALLOC: return p4_link_alloc(l, c->arg[0], c->arg[1], c->arg[2], &c->out.word[0], to);
+    case OP_FREE: return p4_link_free(l, c->arg[0], to);
+    case OP_FREE_ALL: return p4_link_free_all(l, &c->out.word[0], &c->out.word[1], to);
+    case OP_CONSOLE_CTL: return p4_link_console_ctl(l, c->arg[0] != 0, &c->out.flag, to);
+    case OP_EXEC: return p4_link_exec(l, c->arg[0], &c->out.word[0], to);
+    case OP_RESYNC:
+        snprintf(l->op, sizeof l->op, "resynchronising the link (PING)");
+        return p4_link_resync(l, to);
+    }
+    return p4_link_fail(l, P4_LINK_BADARG, "unknown operation %d", (int)c->op);
+}
+
+static PyObject *answer_of(const command_t *c)
+{
+    switch (c->op) {
+    case OP_INFO: return info_dict(&c->out.info);
+    case OP_HEAP_INFO: return heap_info_dict(&c->out.heap);
+    case OP_ALLOC:
+    case OP_EXEC: return PyLong_FromUnsignedLong(c->out.word[0]);
+    case OP_FREE_ALL: return Py_BuildValue("(kk)", (unsigned long)c->out.word[0], (unsigned long)c->out.word[1]);
+    case OP_CONSOLE_CTL: return PyBool_FromLong(c->out.flag);
+    case OP_FREE:
+    case OP_RESYNC: break;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Enter the link, run the command with the GIL released, leave, convert. */
+static PyObject *command(LinkObject *self, command_t *c, int64_t tmo)
+{
+    uint32_t to = eff_timeout(self, tmo);
+    gil_ctx_t g;
+    if (link_enter(self, &g) < 0)
         return NULL;
+    p4_link_status_t st = run_command(&self->link, c, to);
+    if (finish(self, &g, st, to) < 0)
+        return NULL;
+    return answer_of(c);
+}
+
+/* The methods that take only (*, timeout=None). */
+static PyObject *timeout_only(LinkObject *self, PyObject *args, PyObject *kw, op_t op, const char *fmt)
+{
+    static char *kwlist[] = {"timeout", NULL};
+    int64_t tmo = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, p4py_conv_timeout, &tmo))
+        return NULL;
+    command_t c = {.op = op};
+    return command(self, &c, tmo);
+}
 
 static PyObject *Link_info(LinkObject *self, PyObject *args, PyObject *kw)
 {
-    TIMEOUT_ONLY("info")
-    p4_info_t info;
-    p4_link_status_t st = p4_link_info(&self->link, &info, to);
-    if (finish(self, &g, st, to) < 0)
-        return NULL;
-    return info_dict(&info);
+    return timeout_only(self, args, kw, OP_INFO, "|$O&:info");
 }
 
 static PyObject *Link_heap_info(LinkObject *self, PyObject *args, PyObject *kw)
 {
-    TIMEOUT_ONLY("heap_info")
-    p4_heap_info_t hi;
-    p4_link_status_t st = p4_link_heap_info(&self->link, &hi, to);
-    if (finish(self, &g, st, to) < 0)
-        return NULL;
-    return heap_info_dict(&hi);
+    return timeout_only(self, args, kw, OP_HEAP_INFO, "|$O&:heap_info");
 }
 
 static PyObject *Link_free_all(LinkObject *self, PyObject *args, PyObject *kw)
 {
-    TIMEOUT_ONLY("free_all")
-    uint32_t count = 0, bytes = 0;
-    p4_link_status_t st = p4_link_free_all(&self->link, &count, &bytes, to);
-    if (finish(self, &g, st, to) < 0)
-        return NULL;
-    return Py_BuildValue("(kk)", (unsigned long)count, (unsigned long)bytes);
+    return timeout_only(self, args, kw, OP_FREE_ALL, "|$O&:free_all");
+}
+
+static PyObject *Link_resync(LinkObject *self, PyObject *args, PyObject *kw)
+{
+    return timeout_only(self, args, kw, OP_RESYNC, "|$O&:resync");
 }
 
 static PyObject *Link_alloc(LinkObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"size", "caps", "alignment", "timeout", NULL};
-    uint32_t size, caps, align;
+    command_t c = {.op = OP_ALLOC};
     int64_t tmo = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&|$O&:alloc", kwlist, p4py_conv_u32, &size,
-                                     p4py_conv_u32, &caps, p4py_conv_u32, &align,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&|$O&:alloc", kwlist, p4py_conv_u32, &c.arg[0],
+                                     p4py_conv_u32, &c.arg[1], p4py_conv_u32, &c.arg[2],
                                      p4py_conv_timeout, &tmo))
         return NULL;
-    uint32_t to = eff_timeout(self, tmo), addr = 0;
-    gil_ctx_t g;
-    if (link_enter(self, &g) < 0)
+    return command(self, &c, tmo);
+}
+
+/* The methods that take (addr, *, timeout=None). */
+static PyObject *addr_only(LinkObject *self, PyObject *args, PyObject *kw, op_t op, const char *fmt)
+{
+    static char *kwlist[] = {"addr", "timeout", NULL};
+    command_t c = {.op = op};
+    int64_t tmo = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, p4py_conv_u32, &c.arg[0],
+                                     p4py_conv_timeout, &tmo))
         return NULL;
-    p4_link_status_t st = p4_link_alloc(&self->link, size, caps, align, &addr, to);
-    if (finish(self, &g, st, to) < 0)
-        return NULL;
-    return PyLong_FromUnsignedLong(addr);
+    return command(self, &c, tmo);
 }
 
 static PyObject *Link_free(LinkObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"addr", "timeout", NULL};
-    uint32_t addr;
-    int64_t tmo = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$O&:free", kwlist, p4py_conv_u32, &addr,
-                                     p4py_conv_timeout, &tmo))
-        return NULL;
-    uint32_t to = eff_timeout(self, tmo);
-    gil_ctx_t g;
-    if (link_enter(self, &g) < 0)
-        return NULL;
-    p4_link_status_t st = p4_link_free(&self->link, addr, to);
-    if (finish(self, &g, st, to) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return addr_only(self, args, kw, OP_FREE, "O&|$O&:free");
+}
+
+static PyObject *Link_execute(LinkObject *self, PyObject *args, PyObject *kw)
+{
+    return addr_only(self, args, kw, OP_EXEC, "O&|$O&:execute");
 }
 
 static PyObject *Link_console_ctl(LinkObject *self, PyObject *args, PyObject *kw)
@@ -615,15 +664,8 @@ static PyObject *Link_console_ctl(LinkObject *self, PyObject *args, PyObject *kw
     if (!PyArg_ParseTupleAndKeywords(args, kw, "p|$O&:console_ctl", kwlist, &enable,
                                      p4py_conv_timeout, &tmo))
         return NULL;
-    uint32_t to = eff_timeout(self, tmo);
-    bool previous = false;
-    gil_ctx_t g;
-    if (link_enter(self, &g) < 0)
-        return NULL;
-    p4_link_status_t st = p4_link_console_ctl(&self->link, enable != 0, &previous, to);
-    if (finish(self, &g, st, to) < 0)
-        return NULL;
-    return PyBool_FromLong(previous);
+    command_t c = {.op = OP_CONSOLE_CTL, .arg = {enable != 0}};
+    return command(self, &c, tmo);
 }
 
 /* Move a caller's buffer to (WRITE_MEM) or from (READ_MEM) device memory
@@ -692,24 +734,6 @@ static PyObject *Link_read_into(LinkObject *self, PyObject *args, PyObject *kw)
                                      &view, p4py_conv_timeout, &tmo))
         return NULL;
     return transfer_view(self, addr, &view, tmo, false);
-}
-
-static PyObject *Link_execute(LinkObject *self, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"addr", "timeout", NULL};
-    uint32_t addr, a0 = 0;
-    int64_t tmo = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$O&:execute", kwlist, p4py_conv_u32, &addr,
-                                     p4py_conv_timeout, &tmo))
-        return NULL;
-    uint32_t to = eff_timeout(self, tmo);
-    gil_ctx_t g;
-    if (link_enter(self, &g) < 0)
-        return NULL;
-    p4_link_status_t st = p4_link_exec(&self->link, addr, &a0, to);
-    if (finish(self, &g, st, to) < 0)
-        return NULL;
-    return PyLong_FromUnsignedLong(a0);
 }
 
 int p4py_link_call(PyObject *obj, uint32_t entry, uint32_t args_addr, uint32_t budget_ms,
@@ -891,16 +915,6 @@ static PyObject *Link_take_console(LinkObject *self, PyObject *Py_UNUSED(ignored
         self->link.con_len = 0;
     PyThread_release_lock(self->lock);
     return b;
-}
-
-static PyObject *Link_resync(LinkObject *self, PyObject *args, PyObject *kw)
-{
-    TIMEOUT_ONLY("resync")
-    snprintf(self->link.op, sizeof self->link.op, "resynchronising the link (PING)");
-    p4_link_status_t st = p4_link_resync(&self->link, to);
-    if (finish(self, &g, st, to) < 0)
-        return NULL;
-    Py_RETURN_NONE;
 }
 
 static PyObject *Link_close(LinkObject *self, PyObject *Py_UNUSED(ignored))
