@@ -100,120 +100,110 @@ static const err_text_t *err_text_of(uint32_t code)
 
 #define STATE_CLASS(st, e) (*(PyObject **)((char *)(st) + (e)->cls))
 
-static int set_attr_u32(PyObject *o, const char *name, uint32_t v)
+/* Set an attribute to a new reference (stolen); NULL (a failed constructor) fails. */
+static int set_attr_new(PyObject *o, const char *name, PyObject *v)
 {
-    PyObject *x = PyLong_FromUnsignedLong(v);
-    if (!x)
+    if (!v)
         return -1;
-    int r = PyObject_SetAttrString(o, name, x);
-    Py_DECREF(x);
+    int r = PyObject_SetAttrString(o, name, v);
+    Py_DECREF(v);
     return r;
 }
 
-static PyObject *raise_with_attrs(PyObject *cls, PyObject *msg, uint32_t code, const char *what)
+/* Create cls(msg) (msg stolen), give it .code and .what, and raise it. The
+ * extra attributes of a fault report come from `fault` (NULL: none). */
+typedef struct {
+    uint32_t cause, pc, tval;
+    uint64_t instret;
+    const uint8_t *regs; /* 32 little-endian u32 */
+} fault_t;
+
+static int set_fault_attrs(PyObject *exc, const fault_t *f)
 {
-    PyObject *exc = PyObject_CallOneArg(cls, msg);
-    Py_DECREF(msg);
-    if (!exc)
-        return NULL;
-    PyObject *w = PyUnicode_FromString(what ? what : "");
-    if (!w || set_attr_u32(exc, "code", code) < 0 || PyObject_SetAttrString(exc, "what", w) < 0) {
-        Py_XDECREF(w);
-        Py_DECREF(exc);
-        return NULL;
+    static const char *const names[] = {"cause", "pc", "tval", "regs", "instret", "cause_name"};
+    if (!f) {
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (PyObject_SetAttrString(exc, names[i], Py_None) < 0)
+                return -1;
+        return 0;
     }
-    Py_DECREF(w);
-    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-    Py_DECREF(exc);
-    return NULL;
+    PyObject *regs = PyTuple_New(32);
+    if (!regs)
+        return -1;
+    for (int i = 0; i < 32; i++) {
+        PyObject *r = PyLong_FromUnsignedLong(p4_wire_get_u32(f->regs + 4 * i));
+        if (!r) {
+            Py_DECREF(regs);
+            return -1;
+        }
+        PyTuple_SET_ITEM(regs, i, r);
+    }
+    if (set_attr_new(exc, "regs", regs) < 0 ||
+        set_attr_new(exc, "cause", PyLong_FromUnsignedLong(f->cause)) < 0 ||
+        set_attr_new(exc, "pc", PyLong_FromUnsignedLong(f->pc)) < 0 ||
+        set_attr_new(exc, "tval", PyLong_FromUnsignedLong(f->tval)) < 0 ||
+        set_attr_new(exc, "instret", PyLong_FromUnsignedLongLong(f->instret)) < 0 ||
+        set_attr_new(exc, "cause_name", PyUnicode_FromString(cause_name(f->cause))) < 0)
+        return -1;
+    return 0;
 }
 
-static PyObject *raise_fault(PyObject *cls, uint32_t code, const uint8_t *detail, size_t len,
-                             const char *what)
+static PyObject *raise_with_attrs(PyObject *cls, PyObject *msg, uint32_t code, const char *what,
+                                  bool is_fault, const fault_t *f)
 {
-    if (!detail || len < P4_FAULT_DETAIL_SIZE) {
-        PyObject *msg = PyUnicode_FromFormat(
-            "%s: device code %s (error %u; the device sent no fault report). The device is still "
-            "running.",
-            what, code == P4_ERR_TIMEOUT ? "ran past its execution budget and was stopped" : "faulted",
-            (unsigned)code);
-        if (!msg)
-            return NULL;
-        PyObject *exc = PyObject_CallOneArg(cls, msg);
-        Py_DECREF(msg);
-        if (!exc)
-            return NULL;
-        if (set_attr_u32(exc, "code", code) < 0 || PyObject_SetAttrString(exc, "cause", Py_None) < 0 ||
-            PyObject_SetAttrString(exc, "pc", Py_None) < 0 || PyObject_SetAttrString(exc, "tval", Py_None) < 0 ||
-            PyObject_SetAttrString(exc, "regs", Py_None) < 0 ||
-            PyObject_SetAttrString(exc, "instret", Py_None) < 0 ||
-            PyObject_SetAttrString(exc, "cause_name", Py_None) < 0) {
-            Py_DECREF(exc);
-            return NULL;
-        }
-        PyErr_SetObject(cls, exc);
-        Py_DECREF(exc);
-        return NULL;
-    }
-    uint32_t cause = p4_wire_get_u32(detail);
-    uint32_t pc = p4_wire_get_u32(detail + 4);
-    uint32_t tval = p4_wire_get_u32(detail + 8);
-    uint64_t instret = p4_wire_get_u64(detail + 12 + 32 * 4);
-    uint32_t ra = p4_wire_get_u32(detail + 12 + 4 * 1), sp = p4_wire_get_u32(detail + 12 + 4 * 2);
-    char head[256];
-    if (code == P4_ERR_TIMEOUT || cause == P4_CAUSE_TIMEOUT)
-        PyOS_snprintf(head, sizeof head,
-                      "device code ran past its execution budget and was stopped at pc=0x%08X "
-                      "after %llu instructions (ra=0x%08X, sp=0x%08X). Look for a loop that never "
-                      "ends, or give the call more time (budget_ms=...). The device is still "
-                      "running",
-                      (unsigned)pc, (unsigned long long)instret, (unsigned)ra, (unsigned)sp);
-    else
-        PyOS_snprintf(head, sizeof head,
-                      "device code faulted: %s at pc=0x%08X, fault address 0x%08X, after %llu "
-                      "instructions (ra=0x%08X, sp=0x%08X). The device is still running; check "
-                      "pointers and array bounds in the kernel",
-                      cause_name(cause), (unsigned)pc, (unsigned)tval, (unsigned long long)instret,
-                      (unsigned)ra, (unsigned)sp);
-    PyObject *msg = PyUnicode_FromFormat("%s: %s", what, head);
     if (!msg)
         return NULL;
     PyObject *exc = PyObject_CallOneArg(cls, msg);
     Py_DECREF(msg);
     if (!exc)
         return NULL;
-    PyObject *regs = PyTuple_New(32);
-    if (!regs)
-        goto fail;
-    for (int i = 0; i < 32; i++) {
-        PyObject *r = PyLong_FromUnsignedLong(p4_wire_get_u32(detail + 12 + 4 * i));
-        if (!r) {
-            Py_DECREF(regs);
-            goto fail;
-        }
-        PyTuple_SET_ITEM(regs, i, r);
+    if (set_attr_new(exc, "code", PyLong_FromUnsignedLong(code)) < 0 ||
+        set_attr_new(exc, "what", PyUnicode_FromString(what ? what : "")) < 0 ||
+        (is_fault && set_fault_attrs(exc, f) < 0)) {
+        Py_DECREF(exc);
+        return NULL;
     }
-    PyObject *ir = PyLong_FromUnsignedLongLong(instret);
-    PyObject *cn = PyUnicode_FromString(cause_name(cause));
-    PyObject *w = PyUnicode_FromString(what);
-    int bad = !ir || !cn || !w || set_attr_u32(exc, "code", code) < 0 ||
-              set_attr_u32(exc, "cause", cause) < 0 || set_attr_u32(exc, "pc", pc) < 0 ||
-              set_attr_u32(exc, "tval", tval) < 0 || PyObject_SetAttrString(exc, "regs", regs) < 0 ||
-              PyObject_SetAttrString(exc, "instret", ir) < 0 ||
-              PyObject_SetAttrString(exc, "cause_name", cn) < 0 ||
-              PyObject_SetAttrString(exc, "what", w) < 0;
-    Py_XDECREF(ir);
-    Py_XDECREF(cn);
-    Py_XDECREF(w);
-    Py_DECREF(regs);
-    if (bad)
-        goto fail;
-    PyErr_SetObject(cls, exc);
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
     Py_DECREF(exc);
     return NULL;
-fail:
-    Py_DECREF(exc);
-    return NULL;
+}
+
+/* FAULT / TIMEOUT: the message and attributes from the fault report. */
+static PyObject *raise_fault(PyObject *cls, uint32_t code, const uint8_t *detail, size_t len,
+                             const char *what)
+{
+    if (!detail || len < P4_FAULT_DETAIL_SIZE)
+        return raise_with_attrs(
+            cls,
+            PyUnicode_FromFormat("%s: device code %s (error %u; the device sent no fault report). "
+                                 "The device is still running.",
+                                 what,
+                                 code == P4_ERR_TIMEOUT ? "ran past its execution budget and was stopped"
+                                                        : "faulted",
+                                 (unsigned)code),
+            code, what, true, NULL);
+    fault_t f = {.cause = p4_wire_get_u32(detail),
+                 .pc = p4_wire_get_u32(detail + 4),
+                 .tval = p4_wire_get_u32(detail + 8),
+                 .regs = detail + 12,
+                 .instret = p4_wire_get_u64(detail + 12 + 32 * 4)};
+    uint32_t ra = p4_wire_get_u32(f.regs + 4 * 1), sp = p4_wire_get_u32(f.regs + 4 * 2);
+    char head[320];
+    if (code == P4_ERR_TIMEOUT || f.cause == P4_CAUSE_TIMEOUT)
+        PyOS_snprintf(head, sizeof head,
+                      "device code ran past its execution budget and was stopped at pc=0x%08X "
+                      "after %llu instructions (ra=0x%08X, sp=0x%08X). Look for a loop that never "
+                      "ends, or give the call more time (budget_ms=...). The device is still "
+                      "running",
+                      (unsigned)f.pc, (unsigned long long)f.instret, (unsigned)ra, (unsigned)sp);
+    else
+        PyOS_snprintf(head, sizeof head,
+                      "device code faulted: %s at pc=0x%08X, fault address 0x%08X, after %llu "
+                      "instructions (ra=0x%08X, sp=0x%08X). The device is still running; check "
+                      "pointers and array bounds in the kernel",
+                      cause_name(f.cause), (unsigned)f.pc, (unsigned)f.tval,
+                      (unsigned long long)f.instret, (unsigned)ra, (unsigned)sp);
+    return raise_with_attrs(cls, PyUnicode_FromFormat("%s: %s", what, head), code, what, true, &f);
 }
 
 PyObject *p4py_raise_device_error(p4py_state *st, uint32_t code, const uint8_t *detail,
@@ -224,19 +214,16 @@ PyObject *p4py_raise_device_error(p4py_state *st, uint32_t code, const uint8_t *
     const err_text_t *e = err_text_of(code);
     if (e && (code == P4_ERR_FAULT || code == P4_ERR_TIMEOUT))
         return raise_fault(STATE_CLASS(st, e), code, detail, detail_len, what);
-    if (e) {
-        PyObject *msg = PyUnicode_FromFormat("%s: %s.", what, e->text);
-        if (!msg)
-            return NULL;
-        return raise_with_attrs(STATE_CLASS(st, e), msg, code, what);
-    }
-    PyObject *msg = PyUnicode_FromFormat(
-        "%s: the device answered with error code %u, which this host does not know; update "
-        "p4jit or the firmware so that both speak the same protocol version.",
-        what, (unsigned)code);
-    if (!msg)
-        return NULL;
-    return raise_with_attrs(st->DeviceError, msg, code, what);
+    if (e)
+        return raise_with_attrs(STATE_CLASS(st, e), PyUnicode_FromFormat("%s: %s.", what, e->text),
+                                code, what, false, NULL);
+    return raise_with_attrs(
+        st->DeviceError,
+        PyUnicode_FromFormat("%s: the device answered with error code %u, which this host does not "
+                             "know; update p4jit or the firmware so that both speak the same "
+                             "protocol version.",
+                             what, (unsigned)code),
+        code, what, false, NULL);
 }
 
 /* _core.raise_device_error(code, detail=b"", what="") — for tests and for
