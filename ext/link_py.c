@@ -1,9 +1,10 @@
 /*
  * link_py.c — p4jit._core.Link: the Python face of the link (the transport in
- * link_transport.c, the commands in link_commands.c). One job: the type —
- * locking, argument conversion, status -> exception, and turning decoded
- * answers into plain Python values. Over 600 lines because every command
- * has its method here; none of them touches a payload offset.
+ * link_transport.c, the commands in link_commands.c, Python values in and out
+ * in link_values_py.c). One job, the type: its lock and the GIL, status ->
+ * exception, construction, a method per command, attributes. Over 600 lines
+ * because it has ~20 methods and ~20 attributes; none touches a payload
+ * offset.
  *
  * Locking: each Link has a PyThread lock taken with the GIL released; the
  * GIL is then released for the whole I/O and reacquired only in the

@@ -2,6 +2,8 @@
  * link_transport.c — framed request/response over a file descriptor:
  * sending, receiving, deadlines, the spin, resynchronisation (see
  * link_transport.h). What a command's payload means is link_commands.c.
+ * One job, over 600 lines: the send and receive paths share the partial-frame
+ * and resync state, and splitting them would put that state in a header.
  */
 #define _GNU_SOURCE
 #include "link_transport.h"

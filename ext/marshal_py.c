@@ -2,6 +2,9 @@
  * marshal_py.c — p4jit._core.Marshaller and Plan: Python arguments → the
  * 32-slot buffer + array uploads, and after the call the sync-back of arrays
  * and the return value as a NumPy scalar. The only file that uses NumPy's C API.
+ * One job (marshalling a call; Plan is the same in steps) in one file because
+ * both types share the scalar/pointer packing and its messages; hence over
+ * 600 lines.
  */
 #include "p4py.h"
 
