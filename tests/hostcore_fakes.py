@@ -65,6 +65,8 @@ class FakeDevice:
         self.misbehave: Dict[int, Callable[[bytes], bytes]] = {}
         self.once = True
         self.delay = 0.0
+        #: bytes appended to the INFO answer (the tail fields: chip_revision, pie_isa)
+        self.info_tail = b""
         #: ``kernel(fake, entry, args_addr) -> a0`` runs for EXEC/CALL (the
         #: fake cannot run RISC-V code; tests stand in Python for it).
         self.kernel = None
@@ -171,7 +173,7 @@ class FakeDevice:
         if cmd == C.P4_CMD_INFO and not self.v1:
             info = struct.pack("<IIII", 2, self.caps, self.max_payload, 64) + b"fake".ljust(16, b"\0") + bytes(32)
             info += struct.pack("<I", 1) + struct.pack("<III", self.PSRAM, 32 << 20, 1024 | 4) + b"psram".ljust(16, b"\0")
-            return frame(cmd, OK, info)
+            return frame(cmd, OK, info + self.info_tail)
         if cmd == C.P4_CMD_ALLOC and len(p) == 12:
             size, caps, align = struct.unpack("<III", p)
             if size > 32 << 20:

@@ -347,3 +347,60 @@ def test_decoder_fuzz_random_bytes_never_crash_and_frames_survive():
             stream += clean + frame(0x21, C.P4_FLAG_OK, p)
         got, _, _ = p4bench.frame_decode(stream)
         assert [g[2] for g in got if g[3]] == frames
+
+
+# ---- answers decoded in C (the protocol tables) -------------------------------------------------
+
+def test_info_is_decoded_in_c_tail_fields_only_when_sent(fake, fake_link):
+    info = fake_link.info()
+    assert info["protocol_version"] == 2 and info["target"] == "fake" and info["build_id"] == bytes(32)
+    assert info["max_payload"] == 1 << 20 and info["alloc_table_size"] == 64 and info["region_count"] == 1
+    assert info["regions"] == ({"base": FakeDevice.PSRAM, "size": 32 << 20, "caps": 1024 | 4, "name": "psram"},)
+    assert "chip_revision" not in info and "pie_isa" not in info  # an older device: no tail
+    fake.info_tail = struct.pack("<I", 301)  # one tail field of two
+    info = fake_link.info()
+    assert info["chip_revision"] == 301 and "pie_isa" not in info
+    fake.info_tail = struct.pack("<II", 301, 2)
+    assert (fake_link.info()["chip_revision"], fake_link.info()["pie_isa"]) == (301, 2)
+
+
+def test_device_info_is_built_from_the_decoded_fields(fake):
+    from p4jit.runtime import Device
+    from p4jit.runtime.connection import Transport
+    from p4jit.runtime.device import DeviceInfo, MemoryRegion
+    fake.info_tail = struct.pack("<II", 301, 2)
+    with Device(Transport(fake.host.fileno(), "fake", "fake device", owner=None), timeout=2.0) as dev:
+        assert dev.info.chip_revision == 301 and dev.info.pie_isa == 2
+        assert dev.info.regions == (MemoryRegion(FakeDevice.PSRAM, 32 << 20, 1024 | 4, "psram"),)
+    plain = DeviceInfo.from_fields({"protocol_version": 2, "capabilities": 0, "max_payload": 64,
+                                    "alloc_table_size": 1, "target": "t", "build_id": b"", "region_count": 0,
+                                    "regions": ()})
+    assert plain.chip_revision == 0 and plain.pie_isa == 0 and not plain.v1
+
+
+def test_short_info_and_heap_info_are_protocol_errors(fake, fake_link):
+    fake.misbehave[C.P4_CMD_INFO] = lambda f: frame(C.P4_CMD_INFO, C.P4_FLAG_OK, bytes(20))
+    with pytest.raises(errors.ProtocolError, match="INFO answer has 20 bytes"):
+        fake_link.info()
+    fake.misbehave[C.P4_CMD_HEAP_INFO] = lambda f: frame(C.P4_CMD_HEAP_INFO, C.P4_FLAG_OK, bytes(12))
+    with pytest.raises(errors.ProtocolError, match="12 payload bytes, expected 16"):
+        fake_link.heap_info()
+    assert fake_link.heap_info() == {"free_spiram": 32 << 20, "total_spiram": 32 << 20,
+                                     "free_internal": 300000, "total_internal": 300000}
+
+
+def test_alloc_free_and_free_all_through_the_link(fake, fake_link):
+    a = fake_link.alloc(100, 0, 16)
+    b = fake_link.alloc(28, 0, 16)
+    assert a == FakeDevice.PSRAM and b == a + 112
+    fake_link.free(a)
+    assert fake_link.free_all() == (1, 28)
+    with pytest.raises(errors.AllocationError, match="ALLOC of 4294967295 bytes"):
+        fake_link.alloc(0xFFFFFFFF, 0, 16)  # the fake answers addr 0, error 3
+
+
+def test_v1_device_does_not_know_info(fake_link, fake):
+    fake.v1 = True
+    with pytest.raises(errors.UnsupportedCommandError):
+        fake_link.info()
+    assert fake_link.ping(b"still in step") == b"still in step"
