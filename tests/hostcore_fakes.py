@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import select
 import signal
 import socket
 import struct
@@ -74,15 +75,18 @@ class FakeDevice:
         self.exec_args = 0
         self._buf = bytearray()
         self._stop = False
-        #: cleared = the peer stops reading (its socket buffer fills up)
+        #: cleared = the peer stops reading (its socket buffer fills up); use
+        #: stop_reading() to know it has stopped
         self.reading = threading.Event()
         self.reading.set()
+        self._parked = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name="fake-device")
         self.thread.start()
 
     # -- plumbing ------------------------------------------------------------------------------
     def close(self) -> None:
         self._stop = True
+        self.reading.set()  # a parked reader wakes up and sees _stop
         for s in (self.host, self.peer):
             try:
                 s.close()
@@ -101,12 +105,28 @@ class FakeDevice:
     def send_raw(self, data: bytes) -> None:
         self.peer.sendall(data)
 
+    def stop_reading(self) -> None:
+        """Stop reading, and return once the peer is parked: from then on no byte
+        leaves the socket until ``reading.set()``."""
+        self.reading.clear()
+        if not self._parked.wait(10.0):
+            raise RuntimeError("the fake device did not park")
+
     def _run(self) -> None:
         while not self._stop:
-            self.reading.wait()
+            if not self.reading.is_set():
+                self._parked.set()
+                self.reading.wait()
+                self._parked.clear()
+                continue
+            # never block in recv(): a reader parked there would take what the
+            # host writes after stop_reading()
             try:
+                ready, _, _ = select.select([self.peer], [], [], 0.05)
+                if not ready:
+                    continue
                 chunk = self.peer.recv(1 << 20)
-            except OSError:
+            except (OSError, ValueError):
                 return
             if not chunk:
                 return

@@ -310,7 +310,7 @@ def test_frame_cut_short_is_completed_on_resync(fake, fake_link):
     """A write that times out mid-frame: the next request first finishes that
     frame with a checksum that cannot match, so the device drops it."""
     addr = struct.unpack("<II", fake_link.request(C.P4_CMD_ALLOC, struct.pack("<III", 8 << 20, 0, 16)))[0]
-    fake.reading.clear()
+    fake.stop_reading()
     fake_link.timeout = 0.3
     big = np.ones(8 << 20, np.uint8)
     with pytest.raises(errors.ResponseTimeoutError):
@@ -319,7 +319,7 @@ def test_frame_cut_short_is_completed_on_resync(fake, fake_link):
     fake_link.timeout = 5
     _recovers(fake_link)
     bad = [r for r in fake.received if r[0] == C.P4_CMD_WRITE_MEM]
-    assert len(bad) == 1 and bad[0][2] is False  # the padded frame failed its checksum
+    assert len(bad) == 1 and bad[0][2] is False, [(len(p), ok) for _, p, ok in bad]  # the padded frame failed its checksum
     assert fake.read(addr, 16) == bytes(16)  # nothing was written
 
 
