@@ -3,6 +3,7 @@
 #   make demo    install what is missing, build, run the quick start on the virtual device
 #   make test    install what is missing, build, run every test (C, fuzz smoke, pytest)
 #   make bench   the benchmark tables
+#   make bench-native  the bench/test helpers (bench/native, never shipped); test and bench build it
 #   make fuzz    a longer libFuzzer run of the firmware core
 #
 # Set-up is idempotent: Debian packages are installed only when missing, the
