@@ -5,8 +5,8 @@
 
 #include <string.h>
 
-#define X_INFO(id, name, npy, size, align, slots, sgn, flt, scalar, load, store, min, max)         \
-    [P4_DT_##id] = {name, size, align, slots, sgn, flt, scalar, load, store, min, max},
+#define X_INFO(id, name, ctype, npy, size, align, slots, sgn, flt, scalar, load, store, min, max)  \
+    [P4_DT_##id] = {name, ctype, size, align, slots, sgn, flt, scalar, load, store, min, max},
 const p4_dtype_info_t p4_dtype_info[P4_DT_COUNT] = {P4_DTYPE_LIST(X_INFO)};
 #undef X_INFO
 

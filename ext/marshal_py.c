@@ -462,7 +462,7 @@ static PyObject *pack_finish(MarshallerObject *m, pack_t *pk, uint32_t lo, uint3
 
 static PyArray_Descr *descr_for(p4_dtype_t dt)
 {
-#define X_NPY(id, name, npy, size, align, slots, sgn, flt, scalar, load, store, min, max) [P4_DT_##id] = npy,
+#define X_NPY(id, name, ctype, npy, size, align, slots, sgn, flt, scalar, load, store, min, max) [P4_DT_##id] = npy,
     static const int npy_of[P4_DT_COUNT] = {P4_DTYPE_LIST(X_NPY)};
 #undef X_NPY
     if (!p4_dtype_info[dt].is_scalar)
@@ -1029,7 +1029,7 @@ static int add_scalar_types(PyObject *module)
         return -1;
     for (int i = 0; i < P4_DT_COUNT; i++) {
         const p4_dtype_info_t *t = &p4_dtype_info[i];
-        PyObject *row = Py_BuildValue("(sIIIOOOss)", t->name, (unsigned)t->size, (unsigned)t->align,
+        PyObject *row = Py_BuildValue("(ssIIIOOOss)", t->name, t->ctype, (unsigned)t->size, (unsigned)t->align,
                                       (unsigned)t->slots, t->is_signed ? Py_True : Py_False,
                                       t->is_float ? Py_True : Py_False,
                                       t->is_scalar ? Py_True : Py_False, t->load, t->store);
@@ -1039,7 +1039,7 @@ static int add_scalar_types(PyObject *module)
         }
         PyTuple_SET_ITEM(rows, i, row);
     }
-    PyObject *fields = Py_BuildValue("(sssssssss)", "name", "size", "align", "slots", "signed",
+    PyObject *fields = Py_BuildValue("(ssssssssss)", "name", "ctype", "size", "align", "slots", "signed",
                                      "float", "scalar", "load", "store");
     int r = fields ? PyModule_AddObjectRef(module, "SCALAR_TYPE_FIELDS", fields) : -1;
     if (r == 0)

@@ -34,6 +34,7 @@ class ScalarType(NamedTuple):
     """One row of the scalar type table (``p4jit._core.SCALAR_TYPES``)."""
 
     name: str     #: NumPy dtype name ('void' / 'struct' for the non-scalars)
+    ctype: str    #: C spelling ('unsigned char', 'long long', ...)
     size: int     #: bytes
     align: int    #: bytes (ilp32f)
     slots: int    #: argument slots a value takes

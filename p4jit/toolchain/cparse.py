@@ -298,18 +298,11 @@ def _pointer_param(types: _Types, fname: str, where: str, label: str, pname: str
                          f"({pr.what or 'unsupported'}), an element type NumPy arrays cannot carry")
 
 
-_POINTEE_CTEXT = {"bool": "_Bool", "int8": "signed char", "uint8": "unsigned char", "int16": "short",
-                  "uint16": "unsigned short", "int32": "int", "uint32": "unsigned int",
-                  "int64": "long long", "uint64": "unsigned long long", "float32": "float",
-                  "float64": "double"}
-
-
 def _pointer_ctext(p: Param) -> str:
     q = "const " if p.const else ""
     if p.dtype in ("void", "struct", "uint32"):
         return f"{q}void *"
-    base = _POINTEE_CTEXT[p.dtype]
-    return f"{q}{base} *"
+    return f"{q}{SCALAR_TYPES[p.dtype].ctype} *"
 
 
 def find_signature(units: Sequence[ParsedUnit], name: str, std_types_h: str,
