@@ -110,6 +110,7 @@ typedef struct p4_sim {
     bool closed;
     bool fd_socket;       /* --fd is a socket: non-blocking reads with MSG_DONTWAIT */
     p4_spin_t spin;       /* retry I/O for spin.budget_us before sleeping (--spin-us) */
+
     /* the chip */
     void *uc; /* uc_engine * */
     p4_sim_ram_t ram[P4_SIM_MAX_RAM];
