@@ -15,6 +15,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -195,53 +196,31 @@ static void ptyb_wait(ptyb_side_t *s, short ev)
     (void)poll(&p, 1, 1000);
 }
 
-static int ptyb_writer(ptyb_side_t *s)
+/* Move s->len bytes: write them from s->buf, or read them (into s->buf,
+ * 1 MiB at a time, overwritten). 0, or an errno value. */
+static int ptyb_move(ptyb_side_t *s, bool writing)
 {
-    size_t off = 0;
+    size_t done = 0;
     double last = mono();
-    while (off < s->len) {
-        ssize_t w = write(s->fd, s->buf + off, s->len - off);
-        if (w > 0) {
-            off += (size_t)w;
+    while (done < s->len) {
+        size_t n = s->len - done;
+        ssize_t k = writing ? write(s->fd, s->buf + done, n)
+                            : read(s->fd, s->buf, n < (1u << 20) ? n : (1u << 20));
+        if (k > 0) {
+            done += (size_t)k;
             last = mono();
             p4_spin_progress(&s->spin);
             continue;
         }
-        if (w < 0 && errno == EINTR)
+        if (k < 0 && errno == EINTR)
             continue;
-        if (w < 0 && errno == EAGAIN && s->spin_us >= 0) {
+        if (k < 0 && errno == EAGAIN && s->spin_us >= 0) {
             if (mono() - last > 5.0)
                 return ETIMEDOUT;
-            ptyb_wait(s, POLLOUT);
+            ptyb_wait(s, writing ? POLLOUT : POLLIN);
             continue;
         }
-        return w < 0 ? errno : EIO;
-    }
-    return 0;
-}
-
-static int ptyb_reader(ptyb_side_t *s)
-{
-    size_t got = 0;
-    double last = mono();
-    while (got < s->len) {
-        size_t want = s->len - got < (1u << 20) ? s->len - got : (1u << 20);
-        ssize_t r = read(s->fd, s->buf, want);
-        if (r > 0) {
-            got += (size_t)r;
-            last = mono();
-            p4_spin_progress(&s->spin);
-            continue;
-        }
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && errno == EAGAIN && s->spin_us >= 0) {
-            if (mono() - last > 5.0)
-                return ETIMEDOUT;
-            ptyb_wait(s, POLLIN);
-            continue;
-        }
-        return r < 0 ? errno : EIO;
+        return k < 0 ? errno : EIO;
     }
     return 0;
 }
@@ -324,14 +303,14 @@ static PyObject *py_pty_bench(PyObject *Py_UNUSED(m), PyObject *args, PyObject *
         if (pipe2(done, O_CLOEXEC) != 0)
             err = errno;
         else if ((pid = fork()) == 0) {
-            uint8_t ok = ptyb_reader(&r) == 0;
+            uint8_t ok = ptyb_move(&r, false) == 0;
             ssize_t n = write(done[1], &ok, 1);
             _exit(n == 1 && ok ? 0 : 1);
         } else if (pid < 0) {
             err = errno;
         } else {
             double t0 = mono();
-            err = ptyb_writer(&w);
+            err = ptyb_move(&w, true);
             uint8_t ok = 0;
             if (!err) {
                 struct pollfd p = {.fd = done[0], .events = POLLIN, .revents = 0};
