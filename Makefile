@@ -3,6 +3,7 @@
 #   make demo    install what is missing, build, run the quick start on the virtual device
 #   make test    install what is missing, build, run every test (C, fuzz smoke, pytest)
 #   make bench   the benchmark tables
+#   make bench-native  the bench/test helpers (bench/native, never shipped); test and bench build it
 #   make fuzz    a longer libFuzzer run of the firmware core
 #
 # Set-up is idempotent: Debian packages are installed only when missing, the
@@ -19,9 +20,10 @@ PKG_DATA := p4jit/_data
 
 EXT_SOURCES := $(wildcard ext/*.c ext/*.h) firmware/components/p4_jit/include/p4_jit_protocol.h
 CORE_SOURCES := $(wildcard firmware/components/p4_jit/src/*.c firmware/components/p4_jit/include/*.h)
-SIM_SOURCES := $(shell find firmware/sim -type f \( -name '*.c' -o -name '*.h' -o -name '*.S' -o -name '*.ld' -o -name 'Makefile' \) 2>/dev/null)
+SIM_SOURCES := $(shell find firmware/sim -type f \( -name '*.c' -o -name '*.h' -o -name '*.S' -o -name '*.ld' -o -name 'Makefile' \) 2>/dev/null) \
+               ext/p4_spin.c ext/p4_spin.h
 
-.PHONY: all deps venv native ext ctest fuzz fuzz-smoke cross-check pytest test demo bench clean distclean
+.PHONY: all deps venv native ext bench-native ctest fuzz fuzz-smoke cross-check pytest test demo bench clean distclean
 
 all: ext
 
@@ -72,6 +74,21 @@ ext: native $(BUILD)/.ext
 $(BUILD):
 	@mkdir -p $(BUILD)
 
+# ---- bench/test helpers (never shipped): build/bench/p4bench*.so ---------------
+
+BENCH_NATIVE_SRCS := bench/native/p4bench.c ext/frame.c ext/p4_spin.c
+BENCH_NATIVE := $(BUILD)/bench/.p4bench
+
+$(BENCH_NATIVE): $(VENV)/.ready $(BENCH_NATIVE_SRCS) $(wildcard ext/*.h) firmware/components/p4_jit/include/p4_jit_protocol.h
+	@mkdir -p $(BUILD)/bench
+	@cc -std=c11 -O2 -shared -fPIC -Wall -Wextra -Werror -Wno-missing-field-initializers \
+	    -I$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])') \
+	    -Iext -Ifirmware/components/p4_jit/include $(BENCH_NATIVE_SRCS) \
+	    -o $(BUILD)/bench/p4bench$$($(VPY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	@touch $@
+
+bench-native: $(BENCH_NATIVE)
+
 # ---- tests ------------------------------------------------------------------
 
 ctest: deps
@@ -86,7 +103,7 @@ fuzz: deps
 cross-check: deps
 	@$(MAKE) --no-print-directory -C tests/c cross-check
 
-pytest: ext
+pytest: ext bench-native
 	@$(VPY) -m pytest -q -p no:cacheprovider tests
 
 test: ext ctest fuzz-smoke cross-check pytest
@@ -96,7 +113,7 @@ test: ext ctest fuzz-smoke cross-check pytest
 demo: ext
 	@P4JIT_PORT=$${P4JIT_PORT:-sim} $(VPY) examples/quickstart.py
 
-bench: ext
+bench: ext bench-native
 	@$(VPY) bench/run.py
 
 # ---- cleaning -----------------------------------------------------------------

@@ -31,21 +31,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # kernels: the fixture sources tests share
 
 from p4jit import P4JIT  # noqa: E402
+import kernels  # noqa: E402
 
-ADD_C = "int add(int a, int b) {\n    return a + b;\n}\n"
-GAIN_C = """
-#include <stdint.h>
-float apply_gain(uint8_t* data, int len, float gain) {
-    for(int i=0; i<len; i++) {
-        float val = (float)data[i] * gain;
-        if (val > 255.0f) val = 255.0f;
-        data[i] = (uint8_t)val;
-    }
-    return gain;
-}
-"""
+ADD_C = kernels.source("add")
+GAIN_C = kernels.source("apply_gain")
 I32_C = """
 #include <stdint.h>
 void scale_i32(int32_t *x, int32_t n, int32_t num, int32_t shift) {

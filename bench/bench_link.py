@@ -30,6 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 from p4jit import _core, _paths  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests"))
+from hostcore_fakes import FakeDevice, load_p4bench  # noqa: E402
+
+p4bench = load_p4bench()  # bench/native: the codec and pty helpers, never in _core
+
 MB = 1e6
 MiB = 1 << 20
 
@@ -48,7 +53,7 @@ def bench_codec(runs: int, rows: list) -> None:
         iters = max(1, (256 * MiB) // size)
         enc, dec = [], []
         for _ in range(runs):
-            e, d = _core.codec_bench(size, iters)
+            e, d = p4bench.codec_bench(size, iters)
             enc.append(e / iters)
             dec.append(d / iters)
         for what, t, target in (("encode", statistics.median(enc), 2000), ("decode", statistics.median(dec), 2000)):
@@ -57,8 +62,8 @@ def bench_codec(runs: int, rows: list) -> None:
                              extra=f"{1 / t:,.0f} frames/s"))
     # small frames: per-frame cost
     iters = 200000
-    e, d = statistics.median([_core.codec_bench(64, iters)[0] for _ in range(runs)]), \
-        statistics.median([_core.codec_bench(64, iters)[1] for _ in range(runs)])
+    e, d = statistics.median([p4bench.codec_bench(64, iters)[0] for _ in range(runs)]), \
+        statistics.median([p4bench.codec_bench(64, iters)[1] for _ in range(runs)])
     rows.append(dict(test="codec encode 64 B", transport="-", value=iters / e, unit="frames/s", target=None,
                      higher=True, extra=""))
     rows.append(dict(test="codec decode 64 B", transport="-", value=iters / d, unit="frames/s", target=None,
@@ -66,7 +71,7 @@ def bench_codec(runs: int, rows: list) -> None:
 
 
 def bench_raw_pty(runs: int, rows: list) -> None:
-    """The pseudo-terminal itself, in C (``_core.pty_bench``): 8 MiB through a raw
+    """The pseudo-terminal itself, in C (``p4bench.pty_bench``, bench/native): 8 MiB through a raw
     pty pair, a writer thread against a reader, no protocol — the ceiling any
     protocol over a pty has on this machine. Blocking read()/write(), and the
     Link's strategy (non-blocking, bounded spin with sched_yield, then poll)."""
@@ -74,9 +79,40 @@ def bench_raw_pty(runs: int, rows: list) -> None:
     spin = _default_spin_us() or 200
     for label, m2s in (("host->sim", False), ("sim->host", True)):
         for how, sp in (("blocking", -1), (f"spin {spin} us", spin)):
-            dt = statistics.median(_core.pty_bench(size, sp, m2s) for _ in range(runs))
+            dt = statistics.median(p4bench.pty_bench(size, sp, m2s) for _ in range(runs))
             rows.append(dict(test=f"raw pty 8 MiB {label}", transport="pty", value=size / dt / MB, unit="MB/s",
                              target=None, higher=True, extra=f"C, no protocol, {how}: the ceiling"))
+
+
+def bench_spin_under_contention(rows: list) -> None:
+    """PING while a busy process shares this CPU: a sched_yield() then loses a
+    whole time slice, so the spin should notice and mostly block instead."""
+    import os
+    import subprocess
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    fake = FakeDevice()
+    link = _core.Link(fake.host.fileno(), timeout=5.0, spin_us=50)
+    cpu = min(os.sched_getaffinity(0))
+    hog = subprocess.Popen(["sh", "-c", "while :; do :; done"], stdin=subprocess.DEVNULL)
+    old = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(hog.pid, {cpu})
+        os.sched_setaffinity(0, {cpu})
+        t0 = time.perf_counter()
+        for i in range(200):
+            link.ping(b"%d" % i)
+        dt = time.perf_counter() - t0
+    finally:
+        os.sched_setaffinity(0, old)
+        hog.kill()
+        hog.wait()
+        link.close()
+        fake.close()
+    spins = link.spin_hits + link.spin_misses
+    rows.append(dict(test="PING, busy process on the CPU", transport="fake", value=dt / 200 * 1e6, unit="us",
+                     target=None, higher=False,
+                     extra=f"spin 50 us: {spins} of 200 waits spun (the spin backs off; target < 100)"))
 
 
 def _default_spin_us() -> int:
@@ -163,6 +199,7 @@ def main() -> int:
         bench_ping_without_spin("sim", "socketpair", args.runs, rows)
         bench_ping_without_spin("sim:pty", "pty", args.runs, rows)
         bench_raw_pty(args.runs, rows)
+        bench_spin_under_contention(rows)
     else:
         print(f"(virtual device not built: {exe}; link figures skipped — run `make native`)")
     # Last: the codec's CPU burst makes the latency figures noisy on small VMs.

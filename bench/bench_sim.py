@@ -4,6 +4,8 @@
 
 * start-up: spawn ``p4jit-sim`` on a socketpair until its first PING answer
   (target: well under 100 ms);
+* execution budget: a kernel that never returns, from the call to the
+  ExecutionTimeoutError (budget 100 and 400 ms);
 * emulated MIPS: instructions retired (the sim's deterministic count, reported
   with every call) divided by the host time of the call, for a float loop that
   stays in registers, a float loop over an array, and an int32 loop.
@@ -39,6 +41,11 @@ float poly(int n, float x) {
 FLOAT_ARRAY_C = """
 void scale(float *v, int n, float g) {
     for (int i = 0; i < n; i++) v[i] = v[i] * g + 1.0f;
+}
+"""
+FOREVER_C = """
+int forever(void) {
+    for (;;) __asm__ volatile("");
 }
 """
 INT_LOOP_C = """
@@ -85,6 +92,28 @@ def mips(jit: P4JIT, folder: Path, source: str, name: str, args, runs: int) -> t
     return statistics.median(rates), insns
 
 
+def budget_stop_ms(jit: P4JIT, folder: Path, budget_ms: int, runs: int) -> float:
+    """A kernel that never returns, stopped by its execution budget: call ->
+    ExecutionTimeoutError, milliseconds (median; the budget plus what stopping
+    and reporting cost)."""
+    from p4jit.errors import ExecutionTimeoutError
+    path = folder / "forever.c"
+    path.write_text(FOREVER_C)
+    f = jit.load(str(path), "forever")
+    f.budget_ms = budget_ms
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        try:
+            f()
+        except ExecutionTimeoutError:
+            times.append((time.perf_counter() - t0) * 1e3)
+    f.free()
+    if len(times) != runs:
+        raise RuntimeError("the runaway kernel was not stopped by its budget")
+    return statistics.median(times)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=21)
@@ -103,6 +132,9 @@ def main() -> int:
             rate, insns = mips(jit, folder, src, name, args, opts.runs)
             rows.append((f"{label}: {insns:,} instructions", f"{rate:.0f} MIPS", ""))
         data.free()
+        for budget in (100, 400):
+            rows.append((f"runaway kernel stopped by a {budget} ms budget → error raised",
+                         f"{budget_stop_ms(jit, folder, budget, 5):.0f} ms", f"≈ {budget} ms"))
 
     width = max(len(r[0]) for r in rows)
     print(f"{'virtual device':<{width}}  {'median':>10}  target")

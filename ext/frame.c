@@ -11,33 +11,44 @@
 
 /* ---- checksum ------------------------------------------------------------ */
 
+#if defined(__SSE2__)
+/* 64 bytes at p: loaded into v[4], their byte sums (psadbw against zero: the
+ * sums of each 8-byte half in a 64-bit lane) added into s[2]. */
+static inline void sum_block64(const uint8_t *p, __m128i v[4], __m128i s[2])
+{
+    const __m128i zero = _mm_setzero_si128();
+    for (int k = 0; k < 4; k++)
+        v[k] = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+    s[0] = _mm_add_epi64(s[0], _mm_add_epi64(_mm_sad_epu8(v[0], zero), _mm_sad_epu8(v[1], zero)));
+    s[1] = _mm_add_epi64(s[1], _mm_add_epi64(_mm_sad_epu8(v[2], zero), _mm_sad_epu8(v[3], zero)));
+}
+
+static inline uint64_t lanes_total(const __m128i s[2])
+{
+    uint64_t lanes[2];
+    _mm_storeu_si128((__m128i *)(void *)lanes, _mm_add_epi64(s[0], s[1]));
+    return lanes[0] + lanes[1];
+}
+#endif
+
 uint32_t p4_frame_sum(uint32_t acc, const void *data, size_t n)
 {
     const uint8_t *p = (const uint8_t *)data;
     uint64_t total = 0;
 #if defined(__SSE2__)
-    /* psadbw against zero: the byte sums of each 8-byte half in a 64-bit lane. */
     const __m128i zero = _mm_setzero_si128();
-    __m128i s0 = zero, s1 = zero;
+    __m128i v[4], sums[2] = {zero, zero};
     while (n >= 64) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-        __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
-        __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
-        s0 = _mm_add_epi64(s0, _mm_add_epi64(_mm_sad_epu8(a, zero), _mm_sad_epu8(b, zero)));
-        s1 = _mm_add_epi64(s1, _mm_add_epi64(_mm_sad_epu8(c, zero), _mm_sad_epu8(d, zero)));
+        sum_block64(p, v, sums);
         p += 64;
         n -= 64;
     }
     while (n >= 16) {
-        s0 = _mm_add_epi64(s0, _mm_sad_epu8(_mm_loadu_si128((const __m128i *)(const void *)p), zero));
+        sums[0] = _mm_add_epi64(sums[0], _mm_sad_epu8(_mm_loadu_si128((const __m128i *)(const void *)p), zero));
         p += 16;
         n -= 16;
     }
-    s0 = _mm_add_epi64(s0, s1);
-    uint64_t lanes[2];
-    _mm_storeu_si128((__m128i *)(void *)lanes, s0);
-    total = lanes[0] + lanes[1];
+    total = lanes_total(sums);
 #else
     /* SWAR: bytes into 16-bit lanes; a lane grows by at most 510 per word, so
      * fold before 128 words. */
@@ -65,27 +76,16 @@ uint32_t p4_frame_copy_sum(uint32_t acc, void *dst, const void *src, size_t n)
     uint8_t *d = (uint8_t *)dst;
     const uint8_t *p = (const uint8_t *)src;
 #if defined(__SSE2__)
-    const __m128i zero = _mm_setzero_si128();
-    __m128i s0 = zero, s1 = zero;
+    __m128i v[4], sums[2] = {_mm_setzero_si128(), _mm_setzero_si128()};
     while (n >= 64) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-        __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
-        __m128i e = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
-        _mm_storeu_si128((__m128i *)(void *)d, a);
-        _mm_storeu_si128((__m128i *)(void *)(d + 16), b);
-        _mm_storeu_si128((__m128i *)(void *)(d + 32), c);
-        _mm_storeu_si128((__m128i *)(void *)(d + 48), e);
-        s0 = _mm_add_epi64(s0, _mm_add_epi64(_mm_sad_epu8(a, zero), _mm_sad_epu8(b, zero)));
-        s1 = _mm_add_epi64(s1, _mm_add_epi64(_mm_sad_epu8(c, zero), _mm_sad_epu8(e, zero)));
+        sum_block64(p, v, sums);
+        for (int k = 0; k < 4; k++)
+            _mm_storeu_si128((__m128i *)(void *)(d + 16 * k), v[k]);
         p += 64;
         d += 64;
         n -= 64;
     }
-    s0 = _mm_add_epi64(s0, s1);
-    uint64_t lanes[2];
-    _mm_storeu_si128((__m128i *)(void *)lanes, s0);
-    acc += (uint32_t)(lanes[0] + lanes[1]);
+    acc += (uint32_t)lanes_total(sums);
 #endif
     memcpy(d, p, n);
     return p4_frame_sum(acc, d, n);

@@ -1,7 +1,10 @@
 /*
- * link_py.c — p4jit._core.Link: the Python face of link.c, plus the codec
- * helpers frame_encode / frame_decode / codec_bench and the transport
- * ceiling pty_bench.
+ * link_py.c — p4jit._core.Link: the Python face of the link (the transport in
+ * link_transport.c, the commands in link_commands.c, Python values in and out
+ * in link_values_py.c). One job, the type: its lock and the GIL, status ->
+ * exception, construction, a method per command, attributes. Over 600 lines
+ * because it has ~20 methods and ~20 attributes; none touches a payload
+ * offset.
  *
  * Locking: each Link has a PyThread lock taken with the GIL released; the
  * GIL is then released for the whole I/O and reacquired only in the
@@ -10,19 +13,12 @@
 #include "p4py.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <termios.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "frame.h"
-#include "link.h"
+#include "link_commands.h"
+#include "link_values_py.h"
 #include "p4_jit_protocol.h"
 
 typedef struct {
@@ -195,81 +191,9 @@ static int finish(LinkObject *self, gil_ctx_t *g, p4_link_status_t st, uint32_t 
     return 0;
 }
 
-/* ---- payload buffers ------------------------------------------------------------ */
-
-typedef struct {
-    Py_buffer *views;
-    struct iovec *iov;
-    int n;
-    Py_buffer one;
-    struct iovec one_iov;
-} txbufs_t;
-
-static void txbufs_release(txbufs_t *t)
-{
-    if (t->views && t->views != &t->one) {
-        for (int i = 0; i < t->n; i++)
-            PyBuffer_Release(&t->views[i]);
-        PyMem_Free(t->views);
-        PyMem_Free(t->iov);
-    } else if (t->views == &t->one) {
-        PyBuffer_Release(&t->one);
-    }
-    t->views = NULL;
-    t->iov = NULL;
-    t->n = 0;
-}
-
-static int txbufs_get(PyObject *payload, txbufs_t *t)
-{
-    memset(t, 0, sizeof *t);
-    if (PyTuple_Check(payload) || PyList_Check(payload)) {
-        PyObject *seq = PySequence_Fast(payload, "payload");
-        if (!seq)
-            return -1;
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-        if (n > 4096) {
-            Py_DECREF(seq);
-            PyErr_SetString(PyExc_ValueError, "payload: at most 4096 buffers");
-            return -1;
-        }
-        t->views = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Py_buffer));
-        t->iov = PyMem_Calloc((size_t)(n ? n : 1), sizeof(struct iovec));
-        if (!t->views || !t->iov) {
-            PyMem_Free(t->views);
-            PyMem_Free(t->iov);
-            t->views = NULL;
-            Py_DECREF(seq);
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, i), &t->views[i], PyBUF_C_CONTIGUOUS) < 0) {
-                Py_DECREF(seq);
-                txbufs_release(t);
-                return -1;
-            }
-            t->n = (int)i + 1;
-            t->iov[i].iov_base = t->views[i].buf;
-            t->iov[i].iov_len = (size_t)t->views[i].len;
-        }
-        t->n = (int)n;
-        Py_DECREF(seq);
-        return 0;
-    }
-    if (PyObject_GetBuffer(payload, &t->one, PyBUF_C_CONTIGUOUS) < 0)
-        return -1;
-    t->views = &t->one;
-    t->one_iov.iov_base = t->one.buf;
-    t->one_iov.iov_len = (size_t)t->one.len;
-    t->iov = &t->one_iov;
-    t->n = 1;
-    return 0;
-}
-
 /* ---- type: construction --------------------------------------------------------- */
 
-/* spin_us: an int of microseconds, 0..P4_LINK_SPIN_US_MAX. */
+/* spin_us: an int of microseconds, 0..P4_SPIN_US_MAX. */
 static int conv_spin_us(PyObject *v, uint32_t *out)
 {
     if (!PyLong_Check(v)) {
@@ -281,9 +205,9 @@ static int conv_spin_us(PyObject *v, uint32_t *out)
     long long us = PyLong_AsLongLongAndOverflow(v, &overflow);
     if (us == -1 && PyErr_Occurred())
         return 0;
-    if (overflow || us < 0 || us > (long long)P4_LINK_SPIN_US_MAX) {
+    if (overflow || us < 0 || us > (long long)P4_SPIN_US_MAX) {
         PyErr_Format(PyExc_ValueError, "spin_us must be 0..%u microseconds, got %R",
-                     (unsigned)P4_LINK_SPIN_US_MAX, v);
+                     (unsigned)P4_SPIN_US_MAX, v);
         return 0;
     }
     *out = (uint32_t)us;
@@ -322,7 +246,7 @@ static int Link_init(LinkObject *self, PyObject *args, PyObject *kw)
         return -1;
     }
     if (spin != Py_None)
-        p4_link_set_spin_us(&self->link, spin_us);
+        p4_spin_init(&self->link.spin, spin_us);
     self->ready = 1;
     return 0;
 }
@@ -369,12 +293,12 @@ static PyObject *do_request(LinkObject *self, PyObject *args, PyObject *kw, int 
         return NULL;
     txbufs_t t;
     memset(&t, 0, sizeof t);
-    if (payload && txbufs_get(payload, &t) < 0)
+    if (payload && p4py_txbufs_get(payload, &t) < 0)
         return NULL;
     uint32_t to = eff_timeout(self, tmo);
     gil_ctx_t g;
     if (link_enter(self, &g) < 0) {
-        txbufs_release(&t);
+        p4py_txbufs_release(&t);
         return NULL;
     }
     if (what)
@@ -400,7 +324,7 @@ static PyObject *do_request(LinkObject *self, PyObject *args, PyObject *kw, int 
         st = P4_LINK_OK;
     }
     int r = finish(self, &g, st, to);
-    txbufs_release(&t);
+    p4py_txbufs_release(&t);
     if (r < 0) {
         Py_XDECREF(out);
         return NULL;
@@ -443,40 +367,147 @@ static PyObject *Link_ping(LinkObject *self, PyObject *args, PyObject *kw)
         n = (size_t)view.len;
     }
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
-    if (!out) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
     uint32_t to = eff_timeout(self, tmo);
     gil_ctx_t g;
-    if (link_enter(self, &g) < 0) {
+    if (!out || link_enter(self, &g) < 0) {
         PyBuffer_Release(&view);
-        Py_DECREF(out);
+        Py_XDECREF(out);
         return NULL;
     }
-    struct iovec tx = {(void *)p, n};
-    p4_fdec_seg_t rx = {(uint8_t *)PyBytes_AS_STRING(out), n};
-    snprintf(self->link.op, sizeof self->link.op, "PING");
-    p4_link_status_t st = p4_link_transact(&self->link, P4_CMD_PING, &tx, n ? 1 : 0, &rx, 1, to);
-    bool mismatch = st == P4_LINK_OK &&
-                    (!self->link.resp_scattered || memcmp(PyBytes_AS_STRING(out), p, n) != 0);
+    p4_link_status_t st = p4_link_ping(&self->link, p, n, (uint8_t *)PyBytes_AS_STRING(out), to);
     int r = finish(self, &g, st, to);
     PyBuffer_Release(&view);
-    if (r < 0) {
-        Py_DECREF(out);
-        return NULL;
-    }
-    if (mismatch) {
-        p4py_state *s = link_state(self);
-        Py_DECREF(out);
-        if (s)
-            PyErr_SetString(s->ProtocolError,
-                            "PING: the device's echo differs from what was sent; the link is "
-                            "corrupting data (check the cable, or whether another program uses "
-                            "the port).");
-        return NULL;
-    }
+    if (r < 0)
+        Py_CLEAR(out);
     return out;
+}
+
+/* ---- the fixed-size commands: one runner ---------------------------------------- */
+
+/* A command with fixed arguments and a fixed answer: the arguments in, the
+ * decoded answer out (run_command picks the p4_link_* function, answer_of
+ * turns its result into Python values). */
+typedef enum { OP_INFO, OP_HEAP_INFO, OP_ALLOC, OP_FREE, OP_FREE_ALL, OP_CONSOLE_CTL, OP_EXEC, OP_RESYNC } op_t;
+
+typedef struct {
+    op_t op;
+    uint32_t arg[3];
+    union {
+        p4_info_t info;
+        p4_heap_info_t heap;
+        uint32_t word[2];
+        bool flag;
+    } out;
+} command_t;
+
+static p4_link_status_t run_command(p4_link_t *l, command_t *c, uint32_t to)
+{
+    switch (c->op) {
+    case OP_INFO: return p4_link_info(l, &c->out.info, to);
+    case OP_HEAP_INFO: return p4_link_heap_info(l, &c->out.heap, to);
+    case OP_ALLOC: return p4_link_alloc(l, c->arg[0], c->arg[1], c->arg[2], &c->out.word[0], to);
+    case OP_FREE: return p4_link_free(l, c->arg[0], to);
+    case OP_FREE_ALL: return p4_link_free_all(l, &c->out.word[0], &c->out.word[1], to);
+    case OP_CONSOLE_CTL: return p4_link_console_ctl(l, c->arg[0] != 0, &c->out.flag, to);
+    case OP_EXEC: return p4_link_exec(l, c->arg[0], &c->out.word[0], to);
+    case OP_RESYNC:
+        snprintf(l->op, sizeof l->op, "resynchronising the link (PING)");
+        return p4_link_resync(l, to);
+    }
+    return p4_link_fail(l, P4_LINK_BADARG, "unknown operation %d", (int)c->op);
+}
+
+static PyObject *answer_of(const command_t *c)
+{
+    switch (c->op) {
+    case OP_INFO: return p4py_info_dict(&c->out.info);
+    case OP_HEAP_INFO: return p4py_heap_info_dict(&c->out.heap);
+    case OP_ALLOC:
+    case OP_EXEC: return PyLong_FromUnsignedLong(c->out.word[0]);
+    case OP_FREE_ALL: return Py_BuildValue("(kk)", (unsigned long)c->out.word[0], (unsigned long)c->out.word[1]);
+    case OP_CONSOLE_CTL: return PyBool_FromLong(c->out.flag);
+    case OP_FREE:
+    case OP_RESYNC: break;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Enter the link, run the command with the GIL released, leave, convert. */
+static PyObject *command(LinkObject *self, command_t *c, int64_t tmo)
+{
+    uint32_t to = eff_timeout(self, tmo);
+    gil_ctx_t g;
+    if (link_enter(self, &g) < 0)
+        return NULL;
+    p4_link_status_t st = run_command(&self->link, c, to);
+    if (finish(self, &g, st, to) < 0)
+        return NULL;
+    return answer_of(c);
+}
+
+/* The methods that take only (*, timeout=None). */
+static PyObject *timeout_only(LinkObject *self, PyObject *args, PyObject *kw, op_t op, const char *fmt)
+{
+    static char *kwlist[] = {"timeout", NULL};
+    int64_t tmo = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, p4py_conv_timeout, &tmo))
+        return NULL;
+    command_t c = {.op = op};
+    return command(self, &c, tmo);
+}
+
+#define TIMEOUT_ONLY_METHOD(name, op)                                                              \
+    static PyObject *Link_##name(LinkObject *self, PyObject *args, PyObject *kw)                   \
+    {                                                                                              \
+        return timeout_only(self, args, kw, op, "|$O&:" #name);                                    \
+    }
+TIMEOUT_ONLY_METHOD(info, OP_INFO)
+TIMEOUT_ONLY_METHOD(heap_info, OP_HEAP_INFO)
+TIMEOUT_ONLY_METHOD(free_all, OP_FREE_ALL)
+TIMEOUT_ONLY_METHOD(resync, OP_RESYNC)
+
+static PyObject *Link_alloc(LinkObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"size", "caps", "alignment", "timeout", NULL};
+    command_t c = {.op = OP_ALLOC};
+    int64_t tmo = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&|$O&:alloc", kwlist, p4py_conv_u32, &c.arg[0],
+                                     p4py_conv_u32, &c.arg[1], p4py_conv_u32, &c.arg[2],
+                                     p4py_conv_timeout, &tmo))
+        return NULL;
+    return command(self, &c, tmo);
+}
+
+/* The methods that take (addr, *, timeout=None). */
+static PyObject *addr_only(LinkObject *self, PyObject *args, PyObject *kw, op_t op, const char *fmt)
+{
+    static char *kwlist[] = {"addr", "timeout", NULL};
+    command_t c = {.op = op};
+    int64_t tmo = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, p4py_conv_u32, &c.arg[0],
+                                     p4py_conv_timeout, &tmo))
+        return NULL;
+    return command(self, &c, tmo);
+}
+
+#define ADDR_ONLY_METHOD(name, op)                                                                 \
+    static PyObject *Link_##name(LinkObject *self, PyObject *args, PyObject *kw)                   \
+    {                                                                                              \
+        return addr_only(self, args, kw, op, "O&|$O&:" #name);                                     \
+    }
+ADDR_ONLY_METHOD(free, OP_FREE)
+ADDR_ONLY_METHOD(execute, OP_EXEC)
+
+static PyObject *Link_console_ctl(LinkObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"enable", "timeout", NULL};
+    int enable;
+    int64_t tmo = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "p|$O&:console_ctl", kwlist, &enable,
+                                     p4py_conv_timeout, &tmo))
+        return NULL;
+    command_t c = {.op = OP_CONSOLE_CTL, .arg = {enable != 0}};
+    return command(self, &c, tmo);
 }
 
 /* Move a caller's buffer to (WRITE_MEM) or from (READ_MEM) device memory
@@ -547,24 +578,6 @@ static PyObject *Link_read_into(LinkObject *self, PyObject *args, PyObject *kw)
     return transfer_view(self, addr, &view, tmo, false);
 }
 
-static PyObject *Link_execute(LinkObject *self, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"addr", "timeout", NULL};
-    uint32_t addr, a0 = 0;
-    int64_t tmo = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$O&:execute", kwlist, p4py_conv_u32, &addr,
-                                     p4py_conv_timeout, &tmo))
-        return NULL;
-    uint32_t to = eff_timeout(self, tmo);
-    gil_ctx_t g;
-    if (link_enter(self, &g) < 0)
-        return NULL;
-    p4_link_status_t st = p4_link_exec(&self->link, addr, &a0, to);
-    if (finish(self, &g, st, to) < 0)
-        return NULL;
-    return PyLong_FromUnsignedLong(a0);
-}
-
 int p4py_link_call(PyObject *obj, uint32_t entry, uint32_t args_addr, uint32_t budget_ms,
                    const p4_link_write_t *wr, size_t nwr, const p4_link_read_t *rd, size_t nrd,
                    int64_t timeout_ms, p4_call_result_t *res)
@@ -589,116 +602,6 @@ int p4py_link_call(PyObject *obj, uint32_t entry, uint32_t args_addr, uint32_t b
     return finish(self, &g, st, to);
 }
 
-typedef struct {
-    p4_link_write_t *wr;
-    p4_link_read_t *rd;
-    Py_buffer *wviews, *rviews;
-    Py_ssize_t nw, nr, nwv, nrv;
-    PyObject *results; /* tuple of read results */
-} callbufs_t;
-
-static void callbufs_release(callbufs_t *c)
-{
-    for (Py_ssize_t i = 0; i < c->nwv; i++)
-        PyBuffer_Release(&c->wviews[i]);
-    for (Py_ssize_t i = 0; i < c->nrv; i++)
-        if (c->rviews[i].obj)
-            PyBuffer_Release(&c->rviews[i]);
-    PyMem_Free(c->wr);
-    PyMem_Free(c->rd);
-    PyMem_Free(c->wviews);
-    PyMem_Free(c->rviews);
-    Py_CLEAR(c->results);
-}
-
-static int pair_items(PyObject *item, const char *what, Py_ssize_t i, PyObject **a, PyObject **b)
-{
-    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-        PyErr_Format(PyExc_TypeError, "%s[%zd]: expected a tuple (addr, buffer), got %.80s", what, i,
-                     Py_TYPE(item)->tp_name);
-        return -1;
-    }
-    *a = PyTuple_GET_ITEM(item, 0);
-    *b = PyTuple_GET_ITEM(item, 1);
-    return 0;
-}
-
-static int callbufs_get(PyObject *writes, PyObject *reads, callbufs_t *c)
-{
-    memset(c, 0, sizeof *c);
-    PyObject *ws = PySequence_Fast(writes, "writes must be a sequence of (addr, buffer)");
-    if (!ws)
-        return -1;
-    PyObject *rs = PySequence_Fast(reads, "reads must be a sequence of (addr, size or buffer)");
-    if (!rs) {
-        Py_DECREF(ws);
-        return -1;
-    }
-    c->nw = PySequence_Fast_GET_SIZE(ws);
-    c->nr = PySequence_Fast_GET_SIZE(rs);
-    c->wr = PyMem_Calloc((size_t)c->nw + 1, sizeof *c->wr);
-    c->wviews = PyMem_Calloc((size_t)c->nw + 1, sizeof *c->wviews);
-    c->rd = PyMem_Calloc((size_t)c->nr + 1, sizeof *c->rd);
-    c->rviews = PyMem_Calloc((size_t)c->nr + 1, sizeof *c->rviews);
-    c->results = PyTuple_New(c->nr);
-    if (!c->wr || !c->wviews || !c->rd || !c->rviews || !c->results) {
-        if (!PyErr_Occurred())
-            PyErr_NoMemory();
-        goto fail;
-    }
-    for (Py_ssize_t i = 0; i < c->nw; i++) {
-        PyObject *a, *b;
-        if (pair_items(PySequence_Fast_GET_ITEM(ws, i), "writes", i, &a, &b) < 0 ||
-            !p4py_conv_u32(a, &c->wr[i].addr))
-            goto fail;
-        if (PyObject_GetBuffer(b, &c->wviews[i], PyBUF_C_CONTIGUOUS) < 0)
-            goto fail;
-        c->nwv = i + 1;
-        if (c->wviews[i].len > (Py_ssize_t)UINT32_MAX) {
-            PyErr_Format(PyExc_ValueError, "writes[%zd]: buffer too large", i);
-            goto fail;
-        }
-        c->wr[i].data = c->wviews[i].buf;
-        c->wr[i].len = (uint32_t)c->wviews[i].len;
-    }
-    for (Py_ssize_t i = 0; i < c->nr; i++) {
-        PyObject *a, *b;
-        if (pair_items(PySequence_Fast_GET_ITEM(rs, i), "reads", i, &a, &b) < 0 ||
-            !p4py_conv_u32(a, &c->rd[i].addr))
-            goto fail;
-        c->nrv = i + 1;
-        if (PyLong_Check(b)) {
-            uint32_t n;
-            if (!p4py_conv_u32(b, &n))
-                goto fail;
-            PyObject *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
-            if (!bytes)
-                goto fail;
-            PyTuple_SET_ITEM(c->results, i, bytes);
-            c->rd[i].dst = (uint8_t *)PyBytes_AS_STRING(bytes);
-            c->rd[i].len = n;
-        } else {
-            if (PyObject_GetBuffer(b, &c->rviews[i], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
-                goto fail;
-            if (c->rviews[i].len > (Py_ssize_t)UINT32_MAX) {
-                PyErr_Format(PyExc_ValueError, "reads[%zd]: buffer too large", i);
-                goto fail;
-            }
-            PyTuple_SET_ITEM(c->results, i, Py_NewRef(b));
-            c->rd[i].dst = c->rviews[i].buf;
-            c->rd[i].len = (uint32_t)c->rviews[i].len;
-        }
-    }
-    Py_DECREF(ws);
-    Py_DECREF(rs);
-    return 0;
-fail:
-    Py_DECREF(ws);
-    Py_DECREF(rs);
-    callbufs_release(c);
-    return -1;
-}
-
 static PyObject *Link_call(LinkObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"entry", "args_addr", "budget_ms", "writes", "reads", "timeout", NULL};
@@ -713,7 +616,7 @@ static PyObject *Link_call(LinkObject *self, PyObject *args, PyObject *kw)
     if (!empty)
         return NULL;
     callbufs_t c;
-    int r = callbufs_get(writes ? writes : empty, reads ? reads : empty, &c);
+    int r = p4py_callbufs_get(writes ? writes : empty, reads ? reads : empty, &c);
     Py_DECREF(empty);
     if (r < 0)
         return NULL;
@@ -725,7 +628,7 @@ static PyObject *Link_call(LinkObject *self, PyObject *args, PyObject *kw)
         out = Py_BuildValue("(kkkKKO)", (unsigned long)res.a0, (unsigned long)res.ret_lo,
                             (unsigned long)res.ret_hi, (unsigned long long)res.cycles,
                             (unsigned long long)res.instret, c.results);
-    callbufs_release(&c);
+    p4py_callbufs_release(&c);
     return out;
 }
 
@@ -744,23 +647,6 @@ static PyObject *Link_take_console(LinkObject *self, PyObject *Py_UNUSED(ignored
         self->link.con_len = 0;
     PyThread_release_lock(self->lock);
     return b;
-}
-
-static PyObject *Link_resync(LinkObject *self, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"timeout", NULL};
-    int64_t tmo = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$O&:resync", kwlist, p4py_conv_timeout, &tmo))
-        return NULL;
-    uint32_t to = eff_timeout(self, tmo);
-    gil_ctx_t g;
-    if (link_enter(self, &g) < 0)
-        return NULL;
-    snprintf(self->link.op, sizeof self->link.op, "resynchronising the link (PING)");
-    p4_link_status_t st = p4_link_resync(&self->link, to);
-    if (finish(self, &g, st, to) < 0)
-        return NULL;
-    Py_RETURN_NONE;
 }
 
 static PyObject *Link_close(LinkObject *self, PyObject *Py_UNUSED(ignored))
@@ -789,11 +675,12 @@ static PyObject *Link_repr(LinkObject *self)
 
 /* ---- attributes ----------------------------------------------------------------- */
 
-#define COUNTER(field)                                                                 \
-    static PyObject *get_##field(LinkObject *self, void *Py_UNUSED(c))                  \
+#define COUNTER_AT(name, field)                                                        \
+    static PyObject *get_##name(LinkObject *self, void *Py_UNUSED(c))                   \
     {                                                                                  \
         return PyLong_FromUnsignedLongLong(self->link.field);                           \
     }
+#define COUNTER(field) COUNTER_AT(field, field)
 COUNTER(requests)
 COUNTER(responses)
 COUNTER(events)
@@ -801,12 +688,14 @@ COUNTER(bytes_sent)
 COUNTER(bytes_received)
 COUNTER(resyncs)
 COUNTER(timeouts)
-COUNTER(spin_hits)
-COUNTER(spin_misses)
+COUNTER_AT(spin_hits, spin.hits)
+COUNTER_AT(spin_misses, spin.misses)
+COUNTER_AT(garbage_bytes, dec.garbage)
+COUNTER_AT(checksum_errors, dec.bad_checksums)
 
 static PyObject *get_spin_us(LinkObject *self, void *Py_UNUSED(c))
 {
-    return PyLong_FromUnsignedLong(self->link.spin_us);
+    return PyLong_FromUnsignedLong(self->link.spin.budget_us);
 }
 
 static int set_spin_us(LinkObject *self, PyObject *v, void *Py_UNUSED(c))
@@ -818,18 +707,8 @@ static int set_spin_us(LinkObject *self, PyObject *v, void *Py_UNUSED(c))
     }
     if (!conv_spin_us(v, &us))
         return -1;
-    p4_link_set_spin_us(&self->link, us);
+    p4_spin_init(&self->link.spin, us);
     return 0;
-}
-
-static PyObject *get_garbage_bytes(LinkObject *self, void *Py_UNUSED(c))
-{
-    return PyLong_FromUnsignedLongLong(self->link.dec.garbage);
-}
-
-static PyObject *get_checksum_errors(LinkObject *self, void *Py_UNUSED(c))
-{
-    return PyLong_FromUnsignedLongLong(self->link.dec.bad_checksums);
 }
 
 static PyObject *get_fd(LinkObject *self, void *Py_UNUSED(c))
@@ -961,6 +840,22 @@ static PyMethodDef Link_methods[] = {
     M(call, METH_VARARGS | METH_KEYWORDS,
       "call(entry, args_addr=0, budget_ms=0, writes=(), reads=(), *, timeout=None)\n--\n\n"
       "Batched CALL -> (a0, ret_lo, ret_hi, cycles, instret, reads)."),
+    M(info, METH_VARARGS | METH_KEYWORDS,
+      "info(*, timeout=None) -> dict\n--\n\nINFO, decoded: the fields of P4_INFO_HEAD_FIELDS, "
+      "'regions' (a tuple of dicts of P4_INFO_REGION_FIELDS) and the tail fields the device sent. "
+      "UnsupportedCommandError from a v1 device."),
+    M(heap_info, METH_VARARGS | METH_KEYWORDS,
+      "heap_info(*, timeout=None) -> dict\n--\n\nHEAP_INFO, decoded (P4_HEAP_INFO_FIELDS)."),
+    M(alloc, METH_VARARGS | METH_KEYWORDS,
+      "alloc(size, caps, alignment, *, timeout=None) -> int\n--\n\nALLOC; the device address. "
+      "AllocationError when the device has no room."),
+    M(free, METH_VARARGS | METH_KEYWORDS,
+      "free(addr, *, timeout=None)\n--\n\nFREE of one allocation (its start address)."),
+    M(free_all, METH_VARARGS | METH_KEYWORDS,
+      "free_all(*, timeout=None) -> (count, bytes)\n--\n\nFREE_ALL (v2)."),
+    M(console_ctl, METH_VARARGS | METH_KEYWORDS,
+      "console_ctl(enable, *, timeout=None) -> bool\n--\n\nCONSOLE_CTL (v2): console event "
+      "frames on/off; returns the previous state."),
     M(take_console, METH_NOARGS, "take_console() -> bytes\n--\n\nDrain buffered console text."),
     M(resync, METH_VARARGS | METH_KEYWORDS,
       "resync(*, timeout=None)\n--\n\nResynchronise now (PING with a nonce)."),
@@ -989,361 +884,6 @@ static PyType_Spec Link_spec = {
     .slots = Link_slots,
 };
 
-/* ---- codec helpers (tests, bench) -------------------------------------------------- */
-
-static PyObject *py_frame_encode(PyObject *Py_UNUSED(m), PyObject *args)
-{
-    unsigned char cmd, flags;
-    Py_buffer view;
-    if (!PyArg_ParseTuple(args, "bby*:frame_encode", &cmd, &flags, &view))
-        return NULL;
-    if ((uint64_t)view.len > UINT32_MAX - P4_FRAME_OVERHEAD) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "payload too large");
-        return NULL;
-    }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, view.len + P4_FRAME_OVERHEAD);
-    if (out)
-        (void)p4_frame_encode((uint8_t *)PyBytes_AS_STRING(out), (size_t)view.len + P4_FRAME_OVERHEAD,
-                              cmd, flags, view.buf, (uint32_t)view.len);
-    PyBuffer_Release(&view);
-    return out;
-}
-
-/* frame_decode(data, max_len=..., flags_ok=...) -> (frames, garbage_bytes, leftover_state)
- * frames: list of (cmd, flags, payload, checksum_ok). */
-static PyObject *py_frame_decode(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"data", "max_len", "flags_ok", NULL};
-    Py_buffer view;
-    unsigned int max_len = P4_LINK_MAX_RESPONSE;
-    unsigned int flags_ok = 0xFFFFFFFFu;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|II:frame_decode", kwlist, &view, &max_len, &flags_ok))
-        return NULL;
-    p4_fdec_t d;
-    p4_fdec_init(&d, max_len, flags_ok);
-    PyObject *frames = PyList_New(0);
-    uint8_t *buf = NULL;
-    const uint8_t *p = view.buf;
-    size_t n = (size_t)view.len;
-    if (!frames)
-        goto fail;
-    while (n) {
-        size_t used = 0;
-        p4_fdec_event_t ev = p4_fdec_feed(&d, p, n, &used);
-        p += used;
-        n -= used;
-        if (ev == P4_FDEC_HEADER) {
-            PyMem_Free(buf);
-            buf = PyMem_Malloc(d.len ? d.len : 1);
-            if (!buf) {
-                PyErr_NoMemory();
-                goto fail;
-            }
-            p4_fdec_seg_t seg = {buf, d.len};
-            p4_fdec_set_sink(&d, &seg, 1);
-        } else if (ev == P4_FDEC_FRAME || ev == P4_FDEC_BAD_CHECKSUM) {
-            PyObject *t = Py_BuildValue("(BBy#O)", d.cmd, d.flags, (const char *)buf,
-                                        (Py_ssize_t)d.len, ev == P4_FDEC_FRAME ? Py_True : Py_False);
-            if (!t || PyList_Append(frames, t) < 0) {
-                Py_XDECREF(t);
-                goto fail;
-            }
-            Py_DECREF(t);
-        }
-    }
-    if (d.state == P4_FDEC_S_SINK) { /* empty payload pending its checksum */
-        PyMem_Free(buf);
-        buf = NULL;
-    }
-    PyMem_Free(buf);
-    PyBuffer_Release(&view);
-    return Py_BuildValue("(NKi)", frames, (unsigned long long)d.garbage, (int)d.state);
-fail:
-    PyMem_Free(buf);
-    Py_XDECREF(frames);
-    PyBuffer_Release(&view);
-    return NULL;
-}
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* codec_bench(payload_size, iterations) -> (encode_seconds, decode_seconds)
- * Encode: header + memcpy + checksum into a frame buffer. Decode: feed the frame
- * in 64 KiB pieces (as reads arrive) into a payload buffer, checksum verified. */
-static PyObject *py_codec_bench(PyObject *Py_UNUSED(m), PyObject *args)
-{
-    Py_ssize_t size, iters;
-    if (!PyArg_ParseTuple(args, "nn:codec_bench", &size, &iters))
-        return NULL;
-    if (size < 0 || size > (1 << 28) || iters < 1) {
-        PyErr_SetString(PyExc_ValueError, "codec_bench: 0 <= size <= 256 MiB, iterations >= 1");
-        return NULL;
-    }
-    uint8_t *src = malloc((size_t)size + 1), *frame = malloc((size_t)size + P4_FRAME_OVERHEAD),
-            *dst = malloc((size_t)size + 1);
-    if (!src || !frame || !dst) {
-        free(src);
-        free(frame);
-        free(dst);
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < size; i++)
-        src[i] = (uint8_t)(i * 31 + 7);
-    double te = 0, td = 0;
-    int bad = 0;
-    Py_BEGIN_ALLOW_THREADS
-    double t0 = mono();
-    size_t flen = 0;
-    for (Py_ssize_t k = 0; k < iters; k++)
-        flen = p4_frame_encode(frame, (size_t)size + P4_FRAME_OVERHEAD, P4_CMD_READ_MEM, P4_FLAG_OK,
-                               src, (uint32_t)size);
-    te = mono() - t0;
-    p4_fdec_t d;
-    p4_fdec_init(&d, (uint32_t)size + 1, 0xFFFFFFFFu);
-    t0 = mono();
-    for (Py_ssize_t k = 0; k < iters; k++) {
-        size_t off = 0;
-        while (off < flen) {
-            size_t piece = flen - off < 65536 ? flen - off : 65536, used = 0;
-            p4_fdec_event_t ev = p4_fdec_feed(&d, frame + off, piece, &used);
-            off += used;
-            if (ev == P4_FDEC_HEADER) {
-                p4_fdec_seg_t seg = {dst, d.len};
-                p4_fdec_set_sink(&d, &seg, 1);
-            } else if (ev == P4_FDEC_BAD_CHECKSUM) {
-                bad = 1;
-            }
-        }
-    }
-    td = mono() - t0;
-    if (size && memcmp(src, dst, (size_t)size) != 0)
-        bad = 1;
-    Py_END_ALLOW_THREADS
-    free(src);
-    free(frame);
-    free(dst);
-    if (bad) {
-        PyErr_SetString(PyExc_AssertionError, "codec_bench: round trip mismatch");
-        return NULL;
-    }
-    return Py_BuildValue("(dd)", te, td);
-}
-
-/* ---- pty_bench: what a pseudo-terminal moves here, with no protocol ---------------- */
-
-typedef struct {
-    int fd;
-    uint8_t *buf;
-    size_t len;
-    long spin_us; /* < 0: blocking I/O; 0: non-blocking + poll(); > 0: spin, then poll() */
-    double spin_end; /* the open spin window, 0 = none */
-} ptyb_side_t;
-
-/* After EAGAIN, the Link's way: retry at once (after sched_yield) while the
- * spin window lasts, else block in poll(). Progress closes the window. */
-static void ptyb_wait(ptyb_side_t *s, short ev)
-{
-    if (s->spin_us > 0) {
-        double now = mono();
-        if (s->spin_end == 0)
-            s->spin_end = now + (double)s->spin_us * 1e-6;
-        if (now < s->spin_end) {
-            sched_yield();
-            return;
-        }
-        s->spin_end = 0;
-    }
-    struct pollfd p = {.fd = s->fd, .events = ev, .revents = 0};
-    (void)poll(&p, 1, 1000);
-}
-
-static int ptyb_writer(ptyb_side_t *s)
-{
-    size_t off = 0;
-    double last = mono();
-    while (off < s->len) {
-        ssize_t w = write(s->fd, s->buf + off, s->len - off);
-        if (w > 0) {
-            off += (size_t)w;
-            last = mono();
-            s->spin_end = 0;
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && errno == EAGAIN && s->spin_us >= 0) {
-            if (mono() - last > 5.0)
-                return ETIMEDOUT;
-            ptyb_wait(s, POLLOUT);
-            continue;
-        }
-        return w < 0 ? errno : EIO;
-    }
-    return 0;
-}
-
-static int ptyb_reader(ptyb_side_t *s)
-{
-    size_t got = 0;
-    double last = mono();
-    while (got < s->len) {
-        size_t want = s->len - got < (1u << 20) ? s->len - got : (1u << 20);
-        ssize_t r = read(s->fd, s->buf, want);
-        if (r > 0) {
-            got += (size_t)r;
-            last = mono();
-            s->spin_end = 0;
-            continue;
-        }
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && errno == EAGAIN && s->spin_us >= 0) {
-            if (mono() - last > 5.0)
-                return ETIMEDOUT;
-            ptyb_wait(s, POLLIN);
-            continue;
-        }
-        return r < 0 ? errno : EIO;
-    }
-    return 0;
-}
-
-static int ptyb_open(int *master, int *slave)
-{
-    *master = *slave = -1;
-    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (m < 0)
-        return errno;
-    const char *name = NULL;
-    if (grantpt(m) != 0 || unlockpt(m) != 0 || !(name = ptsname(m))) {
-        int e = errno;
-        close(m);
-        return e;
-    }
-    int sl = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (sl < 0) {
-        int e = errno;
-        close(m);
-        return e;
-    }
-    struct termios t;
-    int fds[2] = {m, sl};
-    for (int i = 0; i < 2; i++) {
-        if (tcgetattr(fds[i], &t) == 0) {
-            cfmakeraw(&t);
-            (void)tcsetattr(fds[i], TCSANOW, &t);
-        }
-    }
-    *master = m;
-    *slave = sl;
-    return 0;
-}
-
-/* pty_bench(size, spin_us=-1, master_to_slave=False) -> seconds
- * Open a raw pseudo-terminal pair; the caller writes `size` bytes into one
- * end (GIL released) while a child process reads them from the other — two
- * processes, as the host and p4jit-sim are. spin_us < 0: plain blocking
- * read()/write(); 0: non-blocking with poll() per wait (the Link without
- * spinning); > 0: the Link's bounded spin, then poll(). The default direction
- * is slave -> master (what a host uploading to p4jit-sim does). */
-static PyObject *py_pty_bench(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"size", "spin_us", "master_to_slave", NULL};
-    Py_ssize_t size;
-    long spin_us = -1;
-    int m2s = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "n|lp:pty_bench", kwlist, &size, &spin_us, &m2s))
-        return NULL;
-    if (size < 1 || size > (1 << 28) || spin_us > (long)P4_LINK_SPIN_US_MAX) {
-        PyErr_Format(PyExc_ValueError, "pty_bench: 1 <= size <= 256 MiB, spin_us <= %u",
-                     (unsigned)P4_LINK_SPIN_US_MAX);
-        return NULL;
-    }
-    uint8_t *wbuf = malloc((size_t)size), *rbuf = malloc(1u << 20);
-    if (!wbuf || !rbuf) {
-        free(wbuf);
-        free(rbuf);
-        return PyErr_NoMemory();
-    }
-    memset(wbuf, 0x5A, (size_t)size);
-    int master, slave, err;
-    double dt = 0;
-    Py_BEGIN_ALLOW_THREADS
-    err = ptyb_open(&master, &slave);
-    if (!err) {
-        ptyb_side_t w = {.fd = m2s ? master : slave, .buf = wbuf, .len = (size_t)size, .spin_us = spin_us};
-        ptyb_side_t r = {.fd = m2s ? slave : master, .buf = rbuf, .len = (size_t)size, .spin_us = spin_us};
-        if (spin_us >= 0) {
-            (void)fcntl(w.fd, F_SETFL, fcntl(w.fd, F_GETFL) | O_NONBLOCK);
-            (void)fcntl(r.fd, F_SETFL, fcntl(r.fd, F_GETFL) | O_NONBLOCK);
-        }
-        /* the reader is a child process (async-signal-safe calls only),
-         * which reports the end on a pipe; the caller writes */
-        int done[2] = {-1, -1};
-        pid_t pid = -1;
-        if (pipe2(done, O_CLOEXEC) != 0)
-            err = errno;
-        else if ((pid = fork()) == 0) {
-            uint8_t ok = ptyb_reader(&r) == 0;
-            ssize_t n = write(done[1], &ok, 1);
-            _exit(n == 1 && ok ? 0 : 1);
-        } else if (pid < 0) {
-            err = errno;
-        } else {
-            double t0 = mono();
-            err = ptyb_writer(&w);
-            uint8_t ok = 0;
-            if (!err) {
-                struct pollfd p = {.fd = done[0], .events = POLLIN, .revents = 0};
-                if (poll(&p, 1, 10000) != 1 || read(done[0], &ok, 1) != 1 || !ok)
-                    err = EIO;
-            }
-            dt = mono() - t0;
-            if (err)
-                (void)kill(pid, SIGKILL); /* a reader waiting for bytes that never come */
-            int status = 0;
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
-        }
-        if (done[0] >= 0) {
-            close(done[0]);
-            close(done[1]);
-        }
-        close(master);
-        close(slave);
-    }
-    Py_END_ALLOW_THREADS
-    free(wbuf);
-    free(rbuf);
-    if (err) {
-        errno = err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    return PyFloat_FromDouble(dt);
-}
-
-static PyMethodDef link_functions[] = {
-    {"frame_encode", (PyCFunction)py_frame_encode, METH_VARARGS,
-     "frame_encode(cmd, flags, payload) -> bytes\n--\n\nA whole frame with its checksum."},
-    {"frame_decode", (PyCFunction)(void (*)(void))py_frame_decode, METH_VARARGS | METH_KEYWORDS,
-     "frame_decode(data, max_len=..., flags_ok=...) -> (frames, garbage, state)\n--\n\n"
-     "Run the incremental decoder over data; frames are (cmd, flags, payload, checksum_ok)."},
-    {"codec_bench", (PyCFunction)py_codec_bench, METH_VARARGS,
-     "codec_bench(payload_size, iterations) -> (encode_s, decode_s)\n--\n\nTime the codec alone."},
-    {"pty_bench", (PyCFunction)(void (*)(void))py_pty_bench, METH_VARARGS | METH_KEYWORDS,
-     "pty_bench(size, spin_us=-1, master_to_slave=False) -> seconds\n--\n\nMove size bytes through "
-     "a raw pseudo-terminal in C (the caller writes, a child process reads), no protocol: the "
-     "transport's ceiling. spin_us < 0: blocking I/O; 0: non-blocking + poll(); > 0: the Link's "
-     "bounded spin, then poll()."},
-    {NULL, NULL, 0, NULL},
-};
-
 int p4py_link_exec(PyObject *module)
 {
     p4py_state *st = p4py_state_of(module);
@@ -1352,7 +892,5 @@ int p4py_link_exec(PyObject *module)
         return -1;
     if (PyModule_AddObjectRef(module, "Link", st->LinkType) < 0)
         return -1;
-    if (PyModule_AddIntConstant(module, "LINK_V1_MAX_PAYLOAD", P4_LINK_V1_MAX_PAYLOAD) < 0)
-        return -1;
-    return PyModule_AddFunctions(module, link_functions);
+    return PyModule_AddIntConstant(module, "LINK_V1_MAX_PAYLOAD", P4_LINK_V1_MAX_PAYLOAD);
 }

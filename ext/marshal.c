@@ -5,21 +5,10 @@
 
 #include <string.h>
 
-const p4_dtype_info_t p4_dtype_info[P4_DT_COUNT] = {
-    [P4_DT_BOOL] = {"bool", 1, false, false, 0, 1},
-    [P4_DT_INT8] = {"int8", 1, false, true, INT8_MIN, INT8_MAX},
-    [P4_DT_UINT8] = {"uint8", 1, false, false, 0, UINT8_MAX},
-    [P4_DT_INT16] = {"int16", 2, false, true, INT16_MIN, INT16_MAX},
-    [P4_DT_UINT16] = {"uint16", 2, false, false, 0, UINT16_MAX},
-    [P4_DT_INT32] = {"int32", 4, false, true, INT32_MIN, INT32_MAX},
-    [P4_DT_UINT32] = {"uint32", 4, false, false, 0, UINT32_MAX},
-    [P4_DT_INT64] = {"int64", 8, false, true, INT64_MIN, INT64_MAX},
-    [P4_DT_UINT64] = {"uint64", 8, false, false, 0, UINT64_MAX},
-    [P4_DT_FLOAT32] = {"float32", 4, true, true, 0, 0},
-    [P4_DT_FLOAT64] = {"float64", 8, true, true, 0, 0},
-    [P4_DT_VOID] = {"void", 0, false, false, 0, 0},
-    [P4_DT_STRUCT] = {"struct", 0, false, false, 0, 0},
-};
+#define X_INFO(id, name, ctype, npy, size, align, slots, sgn, flt, scalar, load, store, min, max)  \
+    [P4_DT_##id] = {name, ctype, size, align, slots, sgn, flt, scalar, load, store, min, max},
+const p4_dtype_info_t p4_dtype_info[P4_DT_COUNT] = {P4_DTYPE_LIST(X_INFO)};
+#undef X_INFO
 
 int p4_dtype_from_name(const char *name)
 {

@@ -2,6 +2,9 @@
  * marshal_py.c — p4jit._core.Marshaller and Plan: Python arguments → the
  * 32-slot buffer + array uploads, and after the call the sync-back of arrays
  * and the return value as a NumPy scalar. The only file that uses NumPy's C API.
+ * One job (marshalling a call; Plan is the same in steps) in one file because
+ * both types share the scalar/pointer packing and its messages; hence over
+ * 600 lines.
  */
 #include "p4py.h"
 
@@ -247,7 +250,7 @@ static bool any_dtype(p4_dtype_t dt)
 
 static const char *pointee_c(const param_t *p)
 {
-    return p->dtype == P4_DT_VOID ? "void" : p->dtype == P4_DT_STRUCT ? "struct" : p4_dtype_info[p->dtype].name;
+    return p4_dtype_info[p->dtype].name; /* a dtype name, "void" or "struct" */
 }
 
 static int sync_error(MarshallerObject *m, Py_ssize_t i)
@@ -459,15 +462,12 @@ static PyObject *pack_finish(MarshallerObject *m, pack_t *pk, uint32_t lo, uint3
 
 static PyArray_Descr *descr_for(p4_dtype_t dt)
 {
-    static const int npy[P4_DT_COUNT] = {
-        [P4_DT_BOOL] = NPY_BOOL,      [P4_DT_INT8] = NPY_INT8,     [P4_DT_UINT8] = NPY_UINT8,
-        [P4_DT_INT16] = NPY_INT16,    [P4_DT_UINT16] = NPY_UINT16, [P4_DT_INT32] = NPY_INT32,
-        [P4_DT_UINT32] = NPY_UINT32,  [P4_DT_INT64] = NPY_INT64,   [P4_DT_UINT64] = NPY_UINT64,
-        [P4_DT_FLOAT32] = NPY_FLOAT32, [P4_DT_FLOAT64] = NPY_FLOAT64,
-    };
-    if (dt >= P4_DT_VOID)
+#define X_NPY(id, name, ctype, npy, size, align, slots, sgn, flt, scalar, load, store, min, max) [P4_DT_##id] = npy,
+    static const int npy_of[P4_DT_COUNT] = {P4_DTYPE_LIST(X_NPY)};
+#undef X_NPY
+    if (!p4_dtype_info[dt].is_scalar)
         return NULL;
-    return PyArray_DescrFromType(npy[dt]);
+    return PyArray_DescrFromType(npy_of[dt]);
 }
 
 static void clear_params(MarshallerObject *self)
@@ -546,7 +546,7 @@ static int Marshaller_init(MarshallerObject *self, PyObject *args, PyObject *kw)
             goto fail;
         }
         int dt = p4_dtype_from_name(ds);
-        if (dt < 0 || (p->kind == K_SCALAR && dt >= P4_DT_VOID)) {
+        if (dt < 0 || (p->kind == K_SCALAR && !p4_dtype_info[dt].is_scalar)) {
             PyErr_Format(PyExc_ValueError, "parameter '%U': unsupported dtype %R", pn, dt_o);
             goto fail;
         }
@@ -1020,9 +1020,38 @@ static PyType_Spec Marshaller_spec = {
     .slots = Marshaller_slots,
 };
 
+/* _core.SCALAR_TYPES: the scalar type table (marshal.h) as a tuple of rows,
+ * in the column order of _core.SCALAR_TYPE_FIELDS. */
+static int add_scalar_types(PyObject *module)
+{
+    PyObject *rows = PyTuple_New(P4_DT_COUNT);
+    if (!rows)
+        return -1;
+    for (int i = 0; i < P4_DT_COUNT; i++) {
+        const p4_dtype_info_t *t = &p4_dtype_info[i];
+        PyObject *row = Py_BuildValue("(ssIIIOOOss)", t->name, t->ctype, (unsigned)t->size, (unsigned)t->align,
+                                      (unsigned)t->slots, t->is_signed ? Py_True : Py_False,
+                                      t->is_float ? Py_True : Py_False,
+                                      t->is_scalar ? Py_True : Py_False, t->load, t->store);
+        if (!row) {
+            Py_DECREF(rows);
+            return -1;
+        }
+        PyTuple_SET_ITEM(rows, i, row);
+    }
+    PyObject *fields = Py_BuildValue("(ssssssssss)", "name", "ctype", "size", "align", "slots", "signed",
+                                     "float", "scalar", "load", "store");
+    int r = fields ? PyModule_AddObjectRef(module, "SCALAR_TYPE_FIELDS", fields) : -1;
+    if (r == 0)
+        r = PyModule_AddObjectRef(module, "SCALAR_TYPES", rows);
+    Py_XDECREF(fields);
+    Py_DECREF(rows);
+    return r;
+}
+
 int p4py_marshal_exec(PyObject *module)
 {
-    if (_import_array() < 0)
+    if (_import_array() < 0 || add_scalar_types(module) < 0)
         return -1;
     p4py_state *st = p4py_state_of(module);
     st->MarshallerType = PyType_FromModuleAndSpec(module, &Marshaller_spec, NULL);

@@ -73,7 +73,7 @@ int p4py_conv_timeout(PyObject *o, void *out);
 /* Run a batched call on a p4jit._core.Link (link_py.c): takes the Link's
  * lock, releases the GIL while the I/O runs, raises on failure (0 / -1).
  * timeout_ms < 0: the Link's own timeout. */
-#include "link.h"
+#include "link_commands.h"
 int p4py_link_call(PyObject *link, uint32_t entry, uint32_t args_addr, uint32_t budget_ms,
                    const p4_link_write_t *wr, size_t nwr, const p4_link_read_t *rd, size_t nrd,
                    int64_t timeout_ms, p4_call_result_t *res);

@@ -17,9 +17,11 @@ __all__ = ["Arena", "round_up"]
 
 _log = get_logger(__name__)
 
-#: Arrays inside the arena start on this boundary (a PSRAM cache line on the
-#: ESP32-P4 is 64 bytes; 16 keeps every scalar type and the original's
-#: alignment default happy while wasting little).
+#: Arrays inside the arena start on this boundary: 16 keeps every scalar type
+#: and the original's alignment default happy while wasting little. (Cache
+#: lines on the ESP32-P4 are 64 bytes in L1 and 128 in L2, as the firmware
+#: configures it; data arrays need not start on one — code is what the
+#: firmware syncs by whole 128-byte lines.)
 DEFAULT_ALIGN = 16
 #: Arena sizes are multiples of this, so small size changes do not reallocate.
 GRANULE = 256

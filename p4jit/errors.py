@@ -1,11 +1,13 @@
 """p4jit's exception hierarchy.
 
-The classes are defined once, in the C extension (``p4jit._core``), so that the
-transport raises exactly the classes users catch; this module re-exports them
-and adds the one error class that never comes from C (:class:`BuildError`)::
+The device and link classes are defined once, in the C extension
+(``p4jit._core``), so that the transport raises exactly the classes users
+catch; this module re-exports them and adds the two error classes that never
+come from C (:class:`BuildError`, :class:`SignatureError`)::
 
     P4JITError
     ├── BuildError                      the compiler/linker failed (.output)
+    ├── SignatureError (ValueError)     the entry's signature does not fit the slot ABI
     ├── ConfigError (ValueError)        a config file or P4JIT_* variable is wrong (.path, .line)
     ├── CacheDirError (OSError)         no usable build cache folder, not even a temporary one
     ├── SessionMismatchError (ValueError)  an object of one P4JIT session used in another
@@ -60,6 +62,11 @@ class BuildError(P4JITError):
         self.command = command
 
 
+class SignatureError(P4JITError, ValueError):
+    """The function's signature cannot be carried by the 32-slot ABI (or the
+    function is not in the sources). Also a ``ValueError``, as it always was."""
+
+
 class ConfigError(P4JITError, ValueError):
     """A configuration file or a ``P4JIT_*`` environment variable is wrong.
 
@@ -88,7 +95,8 @@ class SessionMismatchError(P4JITError, ValueError):
 
 
 __all__ = [
-    "P4JITError", "BuildError", "ConfigError", "CacheDirError", "SessionMismatchError", "DeviceConnectionError", "DisconnectedError", "ProtocolError",
+    "P4JITError", "BuildError", "SignatureError", "ConfigError", "CacheDirError", "SessionMismatchError",
+    "DeviceConnectionError", "DisconnectedError", "ProtocolError",
     "ChecksumError", "ResponseTimeoutError", "DeviceError", "UnsupportedCommandError",
     "AllocationError", "InvalidAddressError", "PayloadTooLargeError", "ExecutionFaultError",
     "ExecutionTimeoutError",

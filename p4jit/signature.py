@@ -6,37 +6,52 @@ marshaller in ``p4jit._core`` and the API use. Slot numbering is decided here
 and nowhere else.
 
 Scalar kinds are named by NumPy dtype names so that the marshaller can compare
-them with ``ndarray.dtype`` directly:
-
-    bool, int8, uint8, int16, uint16, int32, uint32, int64, uint64,
-    float32, float64
-
+them with ``ndarray.dtype`` directly (bool, int8 ... uint64, float32, float64),
 plus ``void`` for returns and for ``void*`` pointees, and ``struct`` for a
 pointer to a struct/union (any bytes-like or structured array is accepted).
+Which names exist, and their sizes, slots and load/store instructions, come
+from the one scalar type table in C (ext/marshal.h), as ``SCALAR_TYPES``.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-#: Slot facts (the values also exist in p4jit._core as P4_ARG_SLOTS etc.;
-#: repeated here only so this module imports without the extension).
-ARG_SLOTS = 32
-SLOT_SIZE = 4
-RET_SLOT = 31
-RET64_SLOT = 30
+from . import _core
+from .errors import SignatureError
 
-SCALAR_DTYPES = (
-    "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32",
-    "int64", "uint64", "float32", "float64",
-)
-WIDE_DTYPES = ("int64", "uint64", "float64")
-POINTEE_EXTRA = ("void", "struct")
+__all__ = ["ScalarType", "SCALAR_TYPES", "SCALAR_DTYPES", "WIDE_DTYPES", "POINTEE_EXTRA",
+           "Param", "Signature", "SignatureError"]
+
+ARG_SLOTS = _core.P4_ARG_SLOTS
+SLOT_SIZE = _core.P4_ARG_SLOT_SIZE
+RET_SLOT = _core.P4_RET_SLOT
+RET64_SLOT = _core.P4_RET64_SLOT
 
 
-class SignatureError(ValueError):
-    """The function's signature cannot be carried by the 32-slot ABI."""
+class ScalarType(NamedTuple):
+    """One row of the scalar type table (``p4jit._core.SCALAR_TYPES``)."""
+
+    name: str     #: NumPy dtype name ('void' / 'struct' for the non-scalars)
+    ctype: str    #: C spelling ('unsigned char', 'long long', ...)
+    size: int     #: bytes
+    align: int    #: bytes (ilp32f)
+    slots: int    #: argument slots a value takes
+    signed: bool
+    float: bool
+    scalar: bool  #: a value type (False for void and struct)
+    load: str     #: loads one slot word into an argument register (extended)
+    store: str    #: stores one word of the return register into its slot
+
+
+assert ScalarType._fields == _core.SCALAR_TYPE_FIELDS, "p4jit._core is out of date: rebuild it"
+
+#: Every type of the table by name, void and struct included.
+SCALAR_TYPES: Dict[str, ScalarType] = {row[0]: ScalarType(*row) for row in _core.SCALAR_TYPES}
+SCALAR_DTYPES = tuple(t.name for t in SCALAR_TYPES.values() if t.scalar)
+WIDE_DTYPES = tuple(t.name for t in SCALAR_TYPES.values() if t.scalar and t.slots == 2)
+POINTEE_EXTRA = tuple(t.name for t in SCALAR_TYPES.values() if not t.scalar)
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,7 @@ class Param:
     @property
     def slots(self) -> int:
         """Number of 4-byte slots the parameter takes (2 for 64-bit scalars)."""
-        return 2 if self.kind == "scalar" and self.dtype in WIDE_DTYPES else 1
+        return SCALAR_TYPES[self.dtype].slots if self.kind == "scalar" else 1
 
 
 @dataclass(frozen=True)

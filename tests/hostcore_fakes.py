@@ -5,11 +5,15 @@ host-core tests (a module with its own name: several conftest.py files exist).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+import select
 import signal
 import socket
 import struct
+import sys
 import threading
+from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
@@ -19,10 +23,26 @@ from p4jit import _core, _paths
 C = _core
 
 
+def load_p4bench():
+    """The native bench/test helpers (bench/native/p4bench.c: the product's frame
+    codec and spin, built by ``make bench-native`` into build/bench; never in
+    ``p4jit._core``)."""
+    where = Path(__file__).resolve().parents[1] / "build" / "bench"
+    if str(where) not in sys.path:
+        sys.path.insert(0, str(where))
+    try:
+        return importlib.import_module("p4bench")
+    except ImportError as e:
+        raise ImportError(f"{e}: build the bench/test helpers first (make bench-native)") from None
+
+
+p4bench = load_p4bench()
+
+
 # ---- a protocol peer in Python ----------------------------------------------------------------
 
 def frame(cmd: int, flags: int, payload: bytes = b"") -> bytes:
-    return C.frame_encode(cmd, flags, payload)
+    return p4bench.frame_encode(cmd, flags, payload)
 
 
 class FakeDevice:
@@ -46,6 +66,8 @@ class FakeDevice:
         self.misbehave: Dict[int, Callable[[bytes], bytes]] = {}
         self.once = True
         self.delay = 0.0
+        #: bytes appended to the INFO answer (the tail fields: chip_revision, pie_isa)
+        self.info_tail = b""
         #: ``kernel(fake, entry, args_addr) -> a0`` runs for EXEC/CALL (the
         #: fake cannot run RISC-V code; tests stand in Python for it).
         self.kernel = None
@@ -53,15 +75,18 @@ class FakeDevice:
         self.exec_args = 0
         self._buf = bytearray()
         self._stop = False
-        #: cleared = the peer stops reading (its socket buffer fills up)
+        #: cleared = the peer stops reading (its socket buffer fills up); use
+        #: stop_reading() to know it has stopped
         self.reading = threading.Event()
         self.reading.set()
+        self._parked = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name="fake-device")
         self.thread.start()
 
     # -- plumbing ------------------------------------------------------------------------------
     def close(self) -> None:
         self._stop = True
+        self.reading.set()  # a parked reader wakes up and sees _stop
         for s in (self.host, self.peer):
             try:
                 s.close()
@@ -80,12 +105,28 @@ class FakeDevice:
     def send_raw(self, data: bytes) -> None:
         self.peer.sendall(data)
 
+    def stop_reading(self) -> None:
+        """Stop reading, and return once the peer is parked: from then on no byte
+        leaves the socket until ``reading.set()``."""
+        self.reading.clear()
+        if not self._parked.wait(10.0):
+            raise RuntimeError("the fake device did not park")
+
     def _run(self) -> None:
         while not self._stop:
-            self.reading.wait()
+            if not self.reading.is_set():
+                self._parked.set()
+                self.reading.wait()
+                self._parked.clear()
+                continue
+            # never block in recv(): a reader parked there would take what the
+            # host writes after stop_reading()
             try:
+                ready, _, _ = select.select([self.peer], [], [], 0.05)
+                if not ready:
+                    continue
                 chunk = self.peer.recv(1 << 20)
-            except OSError:
+            except (OSError, ValueError):
                 return
             if not chunk:
                 return
@@ -152,7 +193,7 @@ class FakeDevice:
         if cmd == C.P4_CMD_INFO and not self.v1:
             info = struct.pack("<IIII", 2, self.caps, self.max_payload, 64) + b"fake".ljust(16, b"\0") + bytes(32)
             info += struct.pack("<I", 1) + struct.pack("<III", self.PSRAM, 32 << 20, 1024 | 4) + b"psram".ljust(16, b"\0")
-            return frame(cmd, OK, info)
+            return frame(cmd, OK, info + self.info_tail)
         if cmd == C.P4_CMD_ALLOC and len(p) == 12:
             size, caps, align = struct.unpack("<III", p)
             if size > 32 << 20:

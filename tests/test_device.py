@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import struct
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -145,7 +144,7 @@ def test_fake_heap_info_and_call(fake):
 @needs_sim
 def test_sim_every_command(sim_device):
     dev = sim_device
-    assert dev.ping() < 1.0
+    dev.ping()  # still answers
     assert dev.link.ping(b"\x00\xa5\x5a" * 100) == b"\x00\xa5\x5a" * 100
     info = dev.info
     assert not info.v1 and info.protocol_version >= 2 and info.max_payload >= 4096
@@ -216,7 +215,7 @@ def test_sim_faults_are_reported_and_device_lives(sim_device):
     with pytest.raises(errors.ExecutionFaultError) as ei:
         dev.execute(a)
     assert ei.value.cause in (C.P4_CAUSE_LOAD_ACCESS, C.P4_CAUSE_MISALIGNED_LOAD) and ei.value.tval == 0
-    assert dev.ping() < 1.0
+    dev.ping()  # still answers
 
 
 @needs_sim
@@ -224,12 +223,10 @@ def test_sim_runaway_kernel_times_out(sim_device):
     dev = sim_device
     a = dev.allocate(64)
     dev.write_memory(a, code(LOOP))
-    t0 = time.monotonic()
     with pytest.raises(errors.ExecutionTimeoutError) as ei:
         dev.call(a, budget_ms=200)
-    assert time.monotonic() - t0 < 5
     assert isinstance(ei.value, TimeoutError) and ei.value.pc == a
-    assert dev.ping() < 1.0
+    dev.ping()  # still answers
 
 
 @needs_sim
@@ -367,9 +364,7 @@ def test_find_board_skips_silent_ports():
     from p4jit.runtime.connection import find_board
     master, slave = _pty.openpty()  # nobody serves it
     try:
-        t0 = time.monotonic()
         assert find_board(timeout=0.2, ports=[os.ttyname(slave), "/dev/does-not-exist"]) is None
-        assert time.monotonic() - t0 < 2.0
     finally:
         os.close(master)
         os.close(slave)
@@ -385,7 +380,8 @@ def test_find_board_probes_with_ping():
         t = find_board(timeout=1.0, ports=["/dev/does-not-exist", path])
         assert t is not None and t.port == path
         with Device(t) as dev:
-            assert dev.ping() < 1.0 and dev.is_simulator
+            dev.ping()  # answers (how fast: make bench)
+            assert dev.is_simulator
     finally:
         sim.process.kill()
         sim.process.wait()

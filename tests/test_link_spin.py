@@ -1,8 +1,10 @@
-"""The bounded adaptive spin of the Link and of p4jit-sim (docs/HOST_CORE.md,
-docs/VIRTUAL_DEVICE.md): settings, that it is used, that it backs off on a
-slow peer, that an idle sim sleeps, and that Ctrl-C still lands promptly."""
+"""The bounded adaptive spin of the Link and of p4jit-sim (ext/p4_spin.h,
+docs/HOST_CORE.md, docs/VIRTUAL_DEVICE.md): settings, that it is used, that it
+backs off on a slow peer, that an idle sim sleeps, and that Ctrl-C still lands.
+Behaviour only: what the spin buys (round-trip times, CPU) is in make bench."""
 from __future__ import annotations
 
+import glob
 import os
 import socket
 import subprocess
@@ -14,7 +16,7 @@ import pytest
 from p4jit import _core as C
 from p4jit import _paths, errors
 
-from hostcore_fakes import FakeDevice, Interrupted, interrupt_after, needs_sim
+from hostcore_fakes import FakeDevice, Interrupted, interrupt_after, needs_sim, p4bench
 
 DEFAULT_SPIN_US = 200
 
@@ -73,60 +75,26 @@ def test_spin_zero_never_spins(fake, fake_link):
 
 def test_spin_backs_off_on_a_slow_peer(fake, fake_link):
     """A peer slower than the budget: after 8 spins in a row ran out, only
-    every 16th wait spins (probes), so a slow device costs little CPU; the
-    first probe that catches an answer turns the spin back on."""
+    every 16th wait spins (probes), so a slow device costs little CPU. The
+    answers take 10 x the budget, so no spin can catch one, however loaded
+    the machine is (a loaded CPU only makes the spin stop sooner)."""
     fake_link.spin_us = 2000
-    # far beyond the budget, and beyond a time slice (a spin that yields the
-    # CPU to a busy process can overrun its budget by one)
     fake.delay = 0.02
     n = 40
     for i in range(n):
         assert fake_link.ping(b"%d" % i) == b"%d" % i
     assert fake_link.spin_hits == 0
-    # 8 misses, then one probe per 16 waits: 8 + 32/16 = 10 (a wait or two more
-    # if a frame arrives in pieces)
-    assert 8 <= fake_link.spin_misses <= 13, fake_link.spin_misses
-    # now answers come well inside the 2 ms budget: at most 16 waits block
-    # before a probe catches one, then every wait spins again
-    fake.delay = 0.0003
-    misses = fake_link.spin_misses
-    for i in range(40):
-        assert fake_link.ping(b"%d" % i) == b"%d" % i
-    assert fake_link.spin_hits >= 15, (fake_link.spin_hits, fake_link.spin_misses - misses)
-
-
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
-def test_spin_stops_when_a_busy_process_shares_the_cpu(fake, fake_link):
-    """A sched_yield() that hands the CPU to a busy process loses a whole time
-    slice: the Link notices (the yield outlasted the budget) and stops
-    spinning for a long while instead of paying a slice per wait."""
-    cpu = min(os.sched_getaffinity(0))
-    hog = subprocess.Popen(["sh", "-c", "while :; do :; done"], stdin=subprocess.DEVNULL)
-    old = os.sched_getaffinity(0)
-    try:
-        os.sched_setaffinity(hog.pid, {cpu})
-        os.sched_setaffinity(0, {cpu})  # this thread only; the fake's thread may run elsewhere
-        fake_link.spin_us = 50
-        t0 = time.monotonic()
-        for i in range(200):
-            assert fake_link.ping(b"%d" % i) == b"%d" % i
-        elapsed = time.monotonic() - t0
-    finally:
-        os.sched_setaffinity(0, old)
-        hog.kill()
-        hog.wait()
-    spins = fake_link.spin_hits + fake_link.spin_misses
-    assert spins < 100, (fake_link.spin_hits, fake_link.spin_misses, elapsed)
+    # at most 8 misses, then one probe per 16 waits: 8 + 32/16 = 10 (a wait or
+    # two more if a frame arrives in pieces); without the back-off: 40
+    assert fake_link.spin_misses <= 13, fake_link.spin_misses
 
 
 def test_timeouts_and_resync_are_unchanged_by_a_long_spin(fake, fake_link):
     fake_link.spin_us = 10000
     fake_link.timeout = 0.25
     fake.misbehave[C.P4_CMD_PING] = lambda f: b""
-    t0 = time.monotonic()
-    with pytest.raises(errors.ResponseTimeoutError):
+    with pytest.raises(errors.ResponseTimeoutError, match="within 0.25 s"):
         fake_link.ping(b"?")
-    assert 0.2 < time.monotonic() - t0 < 2.5
     fake_link.timeout = 2.0
     assert fake_link.ping(b"after") == b"after"
     assert fake_link.resyncs == 1
@@ -151,13 +119,11 @@ def test_ctrl_c_lands_while_an_answer_keeps_trickling_in(fake, fake_link):
     fake.misbehave[C.P4_CMD_PING] = trickle
     fake_link.timeout = 10
 
-    t0 = time.monotonic()
     try:
         with interrupt_after(0.2), pytest.raises(Interrupted):
             fake_link.ping(b"x" * 60000)
     finally:
         stop.set()
-    assert time.monotonic() - t0 < 2.0
     assert fake_link.spin_misses + fake_link.spin_hits > 0
 
 
@@ -172,10 +138,31 @@ def _spawn_sim(*args, env=None):
     return host, proc
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _task_states(pid: int):
+    """(state letters, context switches) summed over the process's threads."""
+    states, switches = [], 0
+    for path in glob.glob(f"/proc/{pid}/task/*/status"):
+        with open(path) as f:
+            fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        states.append(fields["State"].split()[0])
+        switches += int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
+    return states, switches
+
+
+def assert_sleeps_when_idle(pid: int) -> None:
+    """The process falls asleep, and then nothing wakes it: not one context
+    switch in 0.3 s. Independent of load (a sleeping process has none; one
+    that spins, or polls with a timeout, has many)."""
+    deadline = time.monotonic() + 10.0  # a bound, not a measurement
+    while True:
+        states, before = _task_states(pid)
+        if states and all(s == "S" for s in states):
+            break
+        assert time.monotonic() < deadline, f"p4jit-sim never went to sleep: {states}"
+        time.sleep(0.01)
+    time.sleep(0.3)
+    states, after = _task_states(pid)
+    assert all(s == "S" for s in states) and after == before, (states, after - before)
 
 
 @needs_sim
@@ -187,30 +174,11 @@ def test_sim_spin_option_serves_and_idle_sim_sleeps(spin):
         link = C.Link(host.fileno(), timeout=5.0)
         for i in range(300):
             assert link.ping(b"%d" % i) == b"%d" % i
+        assert_sleeps_when_idle(proc.pid)
         link.close()
-        time.sleep(0.05)  # past any spin: the sim must now sleep in read()
-        before = _cpu_seconds(proc.pid)
-        time.sleep(0.5)
-        assert _cpu_seconds(proc.pid) - before < 0.05
     finally:
         host.close()
         assert proc.wait(timeout=10) == 0
-
-
-@needs_sim
-def test_sim_uses_the_spin(monkeypatch):
-    """Against the real sim (which spins after answering), the host's spin
-    catches answers without sleeping."""
-    host, proc = _spawn_sim("--spin-us", "1000")
-    try:
-        link = C.Link(host.fileno(), timeout=5.0, spin_us=1000)
-        for _ in range(500):
-            link.ping(b"12345678")
-        assert link.spin_hits > 0, (link.spin_hits, link.spin_misses)
-        link.close()
-    finally:
-        host.close()
-        proc.wait(timeout=10)
 
 
 @needs_sim
@@ -252,10 +220,7 @@ def test_idle_sim_on_a_pty_sleeps():
             link = C.Link(fd, timeout=5.0)
             for i in range(200):
                 assert link.ping(b"%d" % i) == b"%d" % i
-            time.sleep(0.05)
-            before = _cpu_seconds(proc.pid)
-            time.sleep(0.5)
-            assert _cpu_seconds(proc.pid) - before < 0.05
+            assert_sleeps_when_idle(proc.pid)
             assert link.ping(b"still here") == b"still here"
             link.close()
         finally:
@@ -268,8 +233,8 @@ def test_idle_sim_on_a_pty_sleeps():
 def test_pty_bench_moves_the_bytes():
     for spin in (-1, 0, 200):
         for m2s in (False, True):
-            assert C.pty_bench(256 << 10, spin, m2s) > 0
+            assert p4bench.pty_bench(256 << 10, spin, m2s) > 0
     with pytest.raises(ValueError):
-        C.pty_bench(0)
+        p4bench.pty_bench(0)
     with pytest.raises(ValueError):
-        C.pty_bench(1 << 20, 20000)
+        p4bench.pty_bench(1 << 20, 20000)

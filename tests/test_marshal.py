@@ -303,3 +303,28 @@ def test_spec_validation():
         C.Marshaller(((("x", "scalar", "int64", False, 0), ("y", "scalar", "int32", False, 1)), "void", -1))
     with pytest.raises(ValueError, match="return slot"):
         C.Marshaller(((), "int64", 31))
+
+
+# ---- the scalar type table --------------------------------------------------------------------
+
+def test_scalar_type_table_agrees_with_numpy_and_the_abi():
+    """The one table (ext/marshal.h) against NumPy and the ilp32f ABI: size and
+    signedness as NumPy has them, natural alignment, two slots for 64-bit."""
+    from p4jit.signature import SCALAR_DTYPES, SCALAR_TYPES, WIDE_DTYPES
+    assert SCALAR_DTYPES == ("bool", "int8", "uint8", "int16", "uint16", "int32", "uint32",
+                             "int64", "uint64", "float32", "float64")
+    assert WIDE_DTYPES == ("int64", "uint64", "float64")
+    for name in SCALAR_DTYPES:
+        t, dt = SCALAR_TYPES[name], np.dtype(name)
+        assert (t.size, t.align, t.slots) == (dt.itemsize, dt.itemsize, 2 if dt.itemsize == 8 else 1), name
+        assert t.float == (dt.kind == "f") and t.signed == (dt.kind in "if"), name
+        assert t.load in ("lb", "lbu", "lh", "lhu", "lw", "flw") and t.store in ("sw", "fsw"), name
+    assert [SCALAR_TYPES[n].load for n in ("int8", "uint8", "int16", "uint16", "float32")] == \
+        ["lb", "lbu", "lh", "lhu", "flw"]
+    assert not SCALAR_TYPES["void"].scalar and not SCALAR_TYPES["struct"].scalar
+
+
+@pytest.mark.parametrize("dtype", ["void", "struct"])
+def test_void_and_struct_are_not_scalar_parameters(dtype):
+    with pytest.raises(ValueError, match="unsupported dtype"):
+        C.Marshaller(((("x", "scalar", dtype, False, 0),), "void", -1))

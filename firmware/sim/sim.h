@@ -22,6 +22,7 @@
 
 #include "p4_jit_core.h"
 #include "p4_sim_layout.h"
+#include "p4_spin.h"
 #include "sim_heap.h"
 
 /* ------------------------------------------------------------------------ */
@@ -32,17 +33,10 @@
 #define P4_SIM_MAX_PAYLOAD (16u * 1024u * 1024u + 64u)
 #define P4_SIM_TABLE_CAP 1024u
 #define P4_SIM_DEFAULT_BUDGET_MS 3000u
-/* Spin before sleeping on the transport (--spin-us, $P4JIT_SPIN_US). */
-#define P4_SIM_DEFAULT_SPIN_US 200u
-#define P4_SIM_MAX_SPIN_US 10000u
-/* After this many spins in a row ran out, spin only every PROBE_EVERY-th wait. */
-#define P4_SIM_SPIN_BACKOFF_AFTER 8u
-#define P4_SIM_SPIN_PROBE_EVERY 16u
-/* After a yield lost the CPU for longer than the budget: block for 16
- * waits, doubling on each repeat up to CONTENDED_MAX; CLEAN_RESET clean hits
- * in a row forget it. */
-#define P4_SIM_SPIN_CONTENDED_MAX 1024u
-#define P4_SIM_SPIN_CLEAN_RESET 256u
+/* Spin before sleeping on the transport (--spin-us, $P4JIT_SPIN_US): the
+ * host link's policy and constants, shared (ext/p4_spin.h). */
+#define P4_SIM_DEFAULT_SPIN_US P4_SPIN_US_DEFAULT
+#define P4_SIM_MAX_SPIN_US P4_SPIN_US_MAX
 #define P4_SIM_MAX_RAM 8u
 #define P4_SIM_CONSOLE_LINE 1024u
 
@@ -115,12 +109,7 @@ typedef struct p4_sim {
     bool client_gone;
     bool closed;
     bool fd_socket;       /* --fd is a socket: non-blocking reads with MSG_DONTWAIT */
-    uint32_t spin_us;     /* retry I/O this long before sleeping (--spin-us) */
-    uint32_t spin_run;    /* spin windows in a row that ran out */
-    uint32_t spin_skip;   /* waits left before the next probe while backed off */
-    uint64_t spin_end_ns; /* the open spin window ends then; 0 = none */
-    uint32_t spin_contended; /* current skip after a yield lost the CPU; 0 = none */
-    uint32_t spin_clean;     /* clean hits in a row since then */
+    p4_spin_t spin;       /* retry I/O for spin.budget_us before sleeping (--spin-us) */
 
     /* the chip */
     void *uc; /* uc_engine * */

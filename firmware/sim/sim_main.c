@@ -145,10 +145,7 @@ int main(int argc, char **argv)
     p4_sim_t *s = &sim;
     s->psram_mib = P4_SIM_PSRAM_DEFAULT_MIB;
     s->budget_ms = P4_SIM_DEFAULT_BUDGET_MS;
-    s->spin_us = P4_SIM_DEFAULT_SPIN_US;
-    const char *spin_env = getenv("P4JIT_SPIN_US");
-    if (spin_env && *spin_env && !parse_u32(spin_env, 0, P4_SIM_MAX_SPIN_US, &s->spin_us))
-        s->spin_us = P4_SIM_DEFAULT_SPIN_US; /* the library ignores a bad value too */
+    s->spin.budget_us = p4_spin_default_us(); /* $P4JIT_SPIN_US, as the library reads it */
     s->fd = -1;
     s->pty_slave = -1;
     s->inotify = -1;
@@ -202,7 +199,7 @@ int main(int argc, char **argv)
             }
             break;
         case OPT_SPIN:
-            if (!parse_u32(optarg, 0, P4_SIM_MAX_SPIN_US, &s->spin_us)) {
+            if (!parse_u32(optarg, 0, P4_SIM_MAX_SPIN_US, &s->spin.budget_us)) {
                 fprintf(stderr, "p4jit-sim: --spin-us expects 0..%u, got '%s'\n",
                         P4_SIM_MAX_SPIN_US, optarg);
                 return 2;

@@ -8,7 +8,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -71,88 +70,6 @@ static bool pty_client_closed(p4_sim_t *s)
     return closed;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* The spin, as the library's Link does it (docs/HOST_CORE.md): when a
- * non-blocking read()/write() finds nothing to do, spin_step() says whether
- * to try again at once (true, after a sched_yield()) or to block. The first
- * miss opens a window of s->spin_us; progress closes it. So a host that sends
- * its next request within the window costs no scheduler wake-up on either
- * side. sched_yield() hands the CPU to whoever else is runnable on it: the
- * host itself when both share a CPU, or the kernel worker that moves pty
- * bytes through the tty layer (4 KiB per hop) — with both ends spinning on a
- * 2-CPU machine it would otherwise wait for the end of a time slice.
- * Retrying the I/O call itself (not poll()) keeps up with that worker better:
- * on a tty both calls wait for it, and one call per try is cheaper.
- * Adaptive: after P4_SIM_SPIN_BACKOFF_AFTER windows in a row ran out (a host
- * that thinks longer than the budget between requests), only every
- * P4_SIM_SPIN_PROBE_EVERY-th wait spins until one catches something again;
- * after a sched_yield() that lost the CPU for longer than the whole budget
- * (a busy process shares it), the next waits block (16, doubling on each
- * repeat up to P4_SIM_SPIN_CONTENDED_MAX).
- * An idle sim therefore sleeps in poll() after at most one window. */
-static void spin_missed(p4_sim_t *s)
-{
-    s->spin_end_ns = 0;
-    if (++s->spin_run >= P4_SIM_SPIN_BACKOFF_AFTER)
-        s->spin_skip = P4_SIM_SPIN_PROBE_EVERY - 1;
-}
-
-static bool spin_step(p4_sim_t *s)
-{
-    if (s->spin_us == 0)
-        return false;
-    uint64_t now = now_ns();
-    if (s->spin_end_ns == 0) {
-        if (s->spin_skip) {
-            s->spin_skip--;
-            return false;
-        }
-        s->spin_end_ns = now + (uint64_t)s->spin_us * 1000u;
-    } else if (now >= s->spin_end_ns) {
-        spin_missed(s);
-        return false;
-    }
-    sched_yield();
-    if (now_ns() - now > (uint64_t)s->spin_us * 1000u) {
-        /* The yield lost the CPU for longer than the whole budget: a busy
-         * process shares it. Spinning against it hands it a time slice per
-         * wait; blocked waits do better. Stop spinning for 16 waits, twice
-         * as many on each repeat (up to P4_SIM_SPIN_CONTENDED_MAX), until
-         * P4_SIM_SPIN_CLEAN_RESET clean hits in a row clear it (the caller
-         * still retries once). */
-        spin_missed(s);
-        s->spin_contended = s->spin_contended ? s->spin_contended * 2 : P4_SIM_SPIN_PROBE_EVERY;
-        if (s->spin_contended > P4_SIM_SPIN_CONTENDED_MAX)
-            s->spin_contended = P4_SIM_SPIN_CONTENDED_MAX;
-        s->spin_skip = s->spin_contended;
-        s->spin_clean = 0;
-    }
-    return true;
-}
-
-/* Bytes moved while a spin was on: a hit, unless the window was already over
- * (a sched_yield() that lost the CPU to a busy process for a time slice —
- * on a CPU that contended, blocking beats yielding: count it as a miss). */
-static void spin_progress(p4_sim_t *s)
-{
-    if (s->spin_end_ns) {
-        if (now_ns() > s->spin_end_ns) {
-            spin_missed(s);
-            return;
-        }
-        s->spin_end_ns = 0;
-        s->spin_run = 0;
-        if (s->spin_contended && ++s->spin_clean >= P4_SIM_SPIN_CLEAN_RESET)
-            s->spin_contended = 0;
-    }
-}
-
 /* A read that never blocks: the pty master is O_NONBLOCK, a socket gets
  * MSG_DONTWAIT (its fd stays blocking for writes), anything else is polled. */
 static ssize_t read_nb(p4_sim_t *s, uint8_t *buf, size_t cap)
@@ -178,7 +95,7 @@ int p4_port_read(void *ctx, uint8_t *buf, size_t cap)
     for (;;) {
         ssize_t n = read_nb(s, buf, cap);
         if (n > 0) {
-            spin_progress(s);
+            p4_spin_progress(&s->spin); /* ext/p4_spin.h */
             return (int)(n > 0x7FFFFFFF ? 0x7FFFFFFF : n);
         }
         if (n < 0 && errno == EINTR)
@@ -191,7 +108,7 @@ int p4_port_read(void *ctx, uint8_t *buf, size_t cap)
             s->closed = true; /* EOF or a real error: the host is gone for good */
             return -1;
         }
-        if (spin_step(s))
+        if (p4_spin_step(&s->spin))
             continue;
         if (!s->pty) {
             struct pollfd pf = {s->fd, POLLIN, 0};
@@ -230,7 +147,7 @@ int p4_port_write(void *ctx, const uint8_t *buf, size_t len)
     while (len > 0) {
         ssize_t n = write(s->fd, buf, len);
         if (n > 0) {
-            spin_progress(s);
+            p4_spin_progress(&s->spin); /* ext/p4_spin.h */
             buf += n;
             len -= (size_t)n;
             continue;
@@ -239,7 +156,7 @@ int p4_port_write(void *ctx, const uint8_t *buf, size_t len)
             continue;
         if (n < 0 && errno == EAGAIN && s->pty) {
             /* The reader is slow or gone: wait, but give up if it closed. */
-            if (spin_step(s))
+            if (p4_spin_step(&s->spin))
                 continue;
             struct pollfd pf = {s->fd, POLLOUT, 0};
             if (poll(&pf, 1, PTY_WRITE_POLL_MS) == 0 && pty_client_closed(s)) {

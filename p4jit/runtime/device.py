@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import threading
 import time
 import weakref
@@ -24,10 +23,6 @@ __all__ = ["Device", "DeviceInfo", "MemoryRegion", "CallResult", "Allocation", "
 
 #: Default caps of :meth:`Device.allocate`, as in the original.
 DEFAULT_CAPS = _core.MALLOC_CAP_SPIRAM | _core.MALLOC_CAP_8BIT
-_U32 = struct.Struct("<I")
-_U32X2 = struct.Struct("<II")
-_U32X3 = struct.Struct("<III")
-_U32X4 = struct.Struct("<IIII")
 
 
 # ---- descriptions --------------------------------------------------------------------------
@@ -84,29 +79,14 @@ class DeviceInfo(NamedTuple):
         return cls(_core.P4_PROTOCOL_V1, 0, _core.LINK_V1_MAX_PAYLOAD, 0, "esp32p4 (v1 firmware)", b"", (), True)
 
     @classmethod
-    def parse(cls, payload: bytes) -> "DeviceInfo":
-        """Decode an INFO answer (layout in p4_jit_protocol.h)."""
-        fixed = 16 + 16 + 32 + 4
-        if len(payload) < fixed:
-            raise _core.ProtocolError(f"INFO answer has {len(payload)} bytes, expected at least {fixed}")
-        version, caps, max_payload, table = _U32X4.unpack_from(payload, 0)
-        target = payload[16:32].split(b"\0", 1)[0].decode(errors="replace")
-        build_id = bytes(payload[32:64])
-        (count,) = _U32.unpack_from(payload, 64)
-        regions = []
-        off = fixed
-        for _ in range(min(count, 8)):
-            if off + 28 > len(payload):
-                break
-            base, size, rcaps = _U32X3.unpack_from(payload, off)
-            name = payload[off + 12:off + 28].split(b"\0", 1)[0].decode(errors="replace")
-            regions.append(MemoryRegion(base, size, rcaps, name))
-            off += 28
-        chip_revision = pie_isa = 0
-        if off + 8 <= len(payload):  # tail fields (older firmware of ours lacks them)
-            chip_revision, pie_isa = _U32X2.unpack_from(payload, off)
-        return cls(version, caps, max_payload, table, target, build_id, tuple(regions), False,
-                   chip_revision, pie_isa)
+    def from_fields(cls, fields: Dict[str, Any]) -> "DeviceInfo":
+        """Build from ``Link.info()``: the INFO answer decoded in C (field names
+        from the table in p4_jit_protocol.h; tail fields an older device does
+        not send keep their defaults)."""
+        fields = dict(fields)
+        fields.pop("region_count", None)
+        regions = tuple(MemoryRegion(**r) for r in fields.pop("regions", ()))
+        return cls(regions=regions, **fields)
 
 
 class CallResult:
@@ -194,12 +174,12 @@ class _Session:
 
 def _free_all(link, shadow, can_free_all: bool) -> int:
     if can_free_all:
-        link.request(_core.P4_CMD_FREE_ALL, what="FREE_ALL")
+        link.free_all()
         return len(shadow.clear())
     n = 0
     for entry in shadow.clear():
         try:
-            link.request(_core.P4_CMD_FREE, _U32.pack(entry[0]), what=f"FREE of 0x{entry[0]:08X}")
+            link.free(entry[0])
             n += 1
         except _core.DeviceError as e:
             log.debug("FREE of 0x%08X: %s", entry[0], e)
@@ -251,14 +231,10 @@ class Device:
             raise DeviceConnectionError(
                 f"{self._s.transport.description} does not answer PING: is the p4jit firmware "
                 f"running on it (a serial monitor shows 'JIT Engine ready')? ({e})") from e
-        flags, payload = link.exchange(_core.P4_CMD_INFO, what="INFO")
-        if flags == _core.P4_FLAG_OK:
-            self.info = DeviceInfo.parse(payload)
+        try:
+            self.info = DeviceInfo.from_fields(link.info())
             link.max_payload = max(64, self.info.max_payload)
-        else:
-            code = _U32.unpack_from(payload)[0] if len(payload) >= 4 else -1
-            if code != _core.P4_ERR_UNKNOWN_CMD:
-                _core.raise_device_error(code, payload[4:], "INFO")
+        except _core.UnsupportedCommandError:
             self.info = DeviceInfo.v1_defaults()
             link.v1 = True
             link.max_payload = _core.LINK_V1_MAX_PAYLOAD
@@ -274,7 +250,7 @@ class Device:
                     dev._on_console(data)
 
             link.console_callback = on_console
-            link.request(_core.P4_CMD_CONSOLE_CTL, _U32.pack(1), what="CONSOLE_CTL")
+            link.console_ctl(True)
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -358,19 +334,12 @@ class Device:
             raise ValueError(f"allocate: size must be 1..4294967295 bytes, got {size}")
         if alignment <= 0 or alignment & (alignment - 1) or alignment > 0x10000000:
             raise ValueError(f"allocate: alignment must be a power of two, got {alignment}")
-        what = f"ALLOC of {size} bytes (caps 0x{caps:X}, alignment {alignment})"
-        resp = self.link.request(_core.P4_CMD_ALLOC, _U32X3.pack(size, caps & 0xFFFFFFFF, alignment), what=what)
-        if len(resp) < 4:
-            raise _core.ProtocolError(f"{what}: answer has {len(resp)} bytes, expected 8")
-        addr = _U32.unpack_from(resp)[0]
-        err = _U32.unpack_from(resp, 4)[0] if len(resp) >= 8 else 0
-        if err or addr == 0:
-            _core.raise_device_error(err or _core.P4_ERR_ALLOC_FAILED, b"", what)
+        addr = self.link.alloc(size, caps & 0xFFFFFFFF, alignment)
         try:
             self.shadow.add(addr, size, caps, alignment, owner)
         except ValueError:
             # The device handed out memory we think is live: our table is stale.
-            self.link.request(_core.P4_CMD_FREE, _U32.pack(addr), what=f"FREE of 0x{addr:08X}")
+            self.link.free(addr)
             raise
         return addr
 
@@ -382,7 +351,7 @@ class Device:
         except KeyError:
             raise ValueError(f"free(0x{addr & 0xFFFFFFFF:08X}): not the address of an allocation made by "
                              f"this session (see device.allocations())") from None
-        self.link.request(_core.P4_CMD_FREE, _U32.pack(addr), what=f"FREE of 0x{addr:08X}")
+        self.link.free(addr)
 
     def free_all(self) -> int:
         """Free every allocation of this session; returns how many there were."""
@@ -439,11 +408,7 @@ class Device:
 
     def get_heap_info(self) -> Dict[str, int]:
         """``free_spiram, total_spiram, free_internal, total_internal`` in bytes."""
-        resp = self.link.request(_core.P4_CMD_HEAP_INFO, what="HEAP_INFO")
-        if len(resp) < 16:
-            raise _core.ProtocolError(f"HEAP_INFO answer has {len(resp)} bytes, expected 16")
-        fs, ts, fi, ti = _U32X4.unpack_from(resp)
-        return {"free_spiram": fs, "total_spiram": ts, "free_internal": fi, "total_internal": ti}
+        return self.link.heap_info()
 
     # -- life cycle -----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable, List, Sequence, Tuple
 
-from ..signature import WIDE_DTYPES
+from ..signature import SCALAR_TYPES
 
 if TYPE_CHECKING:  # pragma: no cover - the parser is imported only when a signature is read
     from .cparse import EntryInfo
@@ -45,8 +45,8 @@ def wrapper_symbol(name: str, single: bool) -> str:
 
 INT_ARG_REGS = tuple(f"a{i}" for i in range(8))
 FLOAT_ARG_REGS = tuple(f"fa{i}" for i in range(8))
-_LOAD_BY_DTYPE = {"bool": "lbu", "int8": "lb", "uint8": "lbu", "int16": "lh", "uint16": "lhu",
-                  "int32": "lw", "uint32": "lw"}
+# Which load/store instruction a type takes is the scalar type table's
+# (p4jit._core.SCALAR_TYPES): flw/fsw mark float32, slots == 2 the 64-bit types.
 
 
 def _place_args(params) -> Tuple[List[Tuple[str, str, int]], List[Tuple[str, int, int]], int]:
@@ -59,8 +59,9 @@ def _place_args(params) -> Tuple[List[Tuple[str, str, int]], List[Tuple[str, int
     ni = nf = 0
     sp = 0
     for p in params:
-        wide = p.kind == "scalar" and p.dtype in WIDE_DTYPES
-        if p.kind == "scalar" and p.dtype == "float32":
+        t = SCALAR_TYPES[p.dtype] if p.kind == "scalar" else None
+        wide = t is not None and t.slots == 2
+        if t is not None and t.load == "flw":
             if nf < 8:
                 loads.append(("flw", FLOAT_ARG_REGS[nf], p.slot))
                 nf += 1
@@ -86,7 +87,7 @@ def _place_args(params) -> Tuple[List[Tuple[str, str, int]], List[Tuple[str, int
                 stack.append(("lw", p.slot + 1, sp + 4))
                 sp += 8
         else:
-            insn = "lw" if p.kind == "pointer" else _LOAD_BY_DTYPE[p.dtype]
+            insn = "lw" if t is None else t.load
             if ni < 8:
                 loads.append((insn, INT_ARG_REGS[ni], p.slot))
                 ni += 1
@@ -122,13 +123,10 @@ def _wrapper_asm(sig, sym: str) -> List[str]:
     out.append(f"    call {sig.name}")
     rs = sig.ret_slot
     if rs is not None:
-        if sig.ret_kind == "scalar" and sig.ret_dtype == "float32":
-            out.append(f"    fsw fa0, {4 * rs}(s0)")
-        elif sig.ret_kind == "scalar" and sig.ret_dtype in WIDE_DTYPES:
-            out.append(f"    sw a0, {4 * rs}(s0)")
-            out.append(f"    sw a1, {4 * rs + 4}(s0)")
-        else:
-            out.append(f"    sw a0, {4 * rs}(s0)")
+        t = SCALAR_TYPES[sig.ret_dtype] if sig.ret_kind == "scalar" else SCALAR_TYPES["uint32"]
+        regs = ("fa0",) if t.store == "fsw" else ("a0", "a1")[:t.slots]
+        for k, reg in enumerate(regs):
+            out.append(f"    {t.store} {reg}, {4 * (rs + k)}(s0)")
     out += [
         f"    lw ra, {frame - 4}(sp)",
         f"    lw s0, {frame - 8}(sp)",

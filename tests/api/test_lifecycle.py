@@ -6,21 +6,11 @@ import p4jit
 from p4jit import P4JIT
 
 from api_support import PORT, needs_device
+import kernels
 
 pytestmark = needs_device
 
-GAIN_C = """
-#include <stdint.h>
-
-float apply_gain(uint8_t* data, int len, float gain) {
-    for (int i = 0; i < len; i++) {
-        float val = (float)data[i] * gain;
-        if (val > 255.0f) val = 255.0f;
-        data[i] = (uint8_t)val;
-    }
-    return gain;
-}
-"""
+GAIN_C = kernels.source("apply_gain")
 
 MODULE_C = """
 #include <stdint.h>

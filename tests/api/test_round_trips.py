@@ -5,22 +5,12 @@ import pytest
 from p4jit import P4JIT
 
 from api_support import PORT, needs_device
+import kernels
 
 pytestmark = needs_device
 
-ADD_C = "int add(int a, int b) { return a + b; }\n"
-GAIN_C = """
-#include <stdint.h>
-
-float apply_gain(uint8_t* data, int len, float gain) {
-    for (int i = 0; i < len; i++) {
-        float val = (float)data[i] * gain;
-        if (val > 255.0f) val = 255.0f;
-        data[i] = (uint8_t)val;
-    }
-    return gain;
-}
-"""
+ADD_C = kernels.source("add")
+GAIN_C = kernels.source("apply_gain")
 SUM_C = """
 #include <stdint.h>
 int32_t dot(const int32_t *a, const int32_t *b, int32_t n) {

@@ -10,6 +10,7 @@ import p4jit
 from p4jit import MALLOC_CAP_8BIT, MALLOC_CAP_SPIRAM, P4JIT
 
 from api_support import EXAMPLES, PORT, needs_device
+import kernels
 
 pytestmark = needs_device
 
@@ -132,19 +133,7 @@ def test_console_false_logs_without_echo(sources, capsys):
     assert "[JIT] Memory freed." in [r.getMessage() for r in records]
 
 
-GAIN_C = """
-#include <stdint.h>
-
-// Apply gain to audio samples
-float apply_gain(uint8_t* data, int len, float gain) {
-    for(int i=0; i<len; i++) {
-        float val = (float)data[i] * gain;
-        if (val > 255.0f) val = 255.0f;
-        data[i] = (uint8_t)val;
-    }
-    return gain;
-}
-"""
+GAIN_C = kernels.source("apply_gain")
 
 
 def test_example1_workflow_apply_gain(jit, sources, tmp_path):

@@ -60,43 +60,82 @@ extern "C" {
 #define P4_V2_FRAME_OVERHEAD (P4_HEADER_SIZE + P4_V2_SEQ_SIZE + P4_V2_CRC_SIZE)
 
 /* ------------------------------------------------------------------------ */
-/* Commands                                                                  */
+/* The tables                                                                */
 /* ------------------------------------------------------------------------ */
+/*
+ * Commands, error codes, capability bits and the INFO layout are X-macro
+ * lists: each is written once here and everything else is generated from it
+ * (the P4_CMD_* / P4_ERR_* / P4_CAP_* enum constants below; in the host
+ * extension the p4jit._core constants, command names in messages, error
+ * texts and exception classes, and the INFO decoder). docs/INTERFACES.md
+ * ("Add a command") says which other files a new command touches.
+ * A list is used as  P4_COMMAND_LIST(MY_X)  with MY_X(name, ...) a macro
+ * taking the columns named above the list.
+ */
 
-/* Protocol v1 (byte-compatible with the original firmware). */
-#define P4_CMD_PING 0x01u      /* any bytes            -> the same bytes */
-#define P4_CMD_ALLOC 0x10u     /* size, caps, align    -> addr, err      */
-#define P4_CMD_FREE 0x11u      /* addr                 -> status         */
-#define P4_CMD_WRITE_MEM 0x20u /* addr, data...        -> written, status */
-#define P4_CMD_READ_MEM 0x21u  /* addr, size           -> bytes          */
-#define P4_CMD_EXEC 0x30u      /* addr                 -> a0             */
-#define P4_CMD_HEAP_INFO 0x40u /* -                    -> 4 x u32        */
+/* Commands: X(NAME, id, protocol version that added it, "request -> answer").
+ * Protocol v1 is byte-compatible with the original firmware; a v1 device
+ * answers a v2 command with error 2. */
+#define P4_COMMAND_LIST(X)                                                                      \
+    X(PING, 0x01, 1, "any bytes -> the same bytes")                                             \
+    X(INFO, 0x02, 2, "- -> the INFO layout (P4_INFO_*_FIELDS)")                                 \
+    X(ALLOC, 0x10, 1, "size, caps, align u32 -> addr, err u32")                                 \
+    X(FREE, 0x11, 1, "addr u32 -> status u32")                                                  \
+    X(FREE_ALL, 0x12, 2, "- -> count, bytes u32")                                               \
+    X(WRITE_MEM, 0x20, 1, "addr u32, data... -> written, status u32")                          \
+    X(READ_MEM, 0x21, 1, "addr, size u32 -> bytes")                                             \
+    X(EXEC, 0x30, 1, "addr u32 -> a0 u32")                                                      \
+    X(CALL, 0x31, 2, "batched call (P4_CALL_*) -> results, read bytes")                        \
+    X(CANCEL, 0x32, 2, "- -> stop the running kernel, empty answer")                           \
+    X(HEAP_INFO, 0x40, 1, "- -> P4_HEAP_INFO_FIELDS")                                          \
+    X(CONSOLE_CTL, 0x50, 2, "enable u32 -> previous u32")                                       \
+    X(CONSOLE, 0x51, 2, "event frame: console text (device -> host)")
 
-/* Extensions (protocol v2). A v1 device answers each with error 2. */
-#define P4_CMD_INFO 0x02u        /* -                  -> p4_info layout  */
-#define P4_CMD_FREE_ALL 0x12u    /* -                  -> count, bytes    */
-#define P4_CMD_CALL 0x31u        /* batched call, see below               */
-#define P4_CMD_CONSOLE_CTL 0x50u /* enable u32         -> previous u32    */
-#define P4_CMD_CONSOLE 0x51u     /* event frame: console text (device->host) */
-#define P4_CMD_CANCEL 0x32u      /* -  stop the running kernel -> 0 payload */
+#define P4_X_CMD_ENUM(name, id, version, doc) P4_CMD_##name = (id),
+enum { P4_COMMAND_LIST(P4_X_CMD_ENUM) };
 
-/* ------------------------------------------------------------------------ */
-/* Error codes (payload of a P4_FLAG_ERROR frame: error u32 [, detail...])  */
-/* ------------------------------------------------------------------------ */
+/* Error codes (payload of a P4_FLAG_ERROR frame: error u32 [, detail...]):
+ * X(NAME, code, p4jit._core exception class, what the host tells the user).
+ * FAULT / TIMEOUT / CANCELLED carry the p4_fault detail below; the host
+ * builds their message from it. */
+#define P4_ERROR_LIST(X)                                                                        \
+    X(CHECKSUM, 1, ChecksumError,                                                               \
+      "the device received a corrupted frame (checksum mismatch) and dropped it; the link is "  \
+      "resynchronised before the next request, so retry. If this repeats, check the USB cable " \
+      "and that no other program writes to the port")                                           \
+    X(UNKNOWN_CMD, 2, UnsupportedCommandError,                                                  \
+      "the device does not know this command or could not parse its payload (error 2). A "     \
+      "board running the original p4jit firmware speaks protocol v1 only: flash the current "  \
+      "firmware, or stay with v1 operations")                                                   \
+    X(ALLOC_FAILED, 3, AllocationError,                                                         \
+      "the device could not allocate the memory (error 3). Free buffers you no longer need "    \
+      "(device.free, func.free), ask for less, or use other caps (MALLOC_CAP_SPIRAM has the "   \
+      "most room); get_heap_info() shows what is free")                                         \
+    X(BAD_ADDRESS, 4, InvalidAddressError,                                                      \
+      "the device refused the address: the range is not inside a live allocation (error 4). "  \
+      "Use addresses returned by allocate() and stay within their size")                        \
+    X(TOO_LARGE, 5, PayloadTooLargeError,                                                       \
+      "the request is larger than the device's receive buffer (error 5); send it in smaller "   \
+      "pieces (device.info.max_payload is the limit)")                                          \
+    X(FAULT, 6, ExecutionFaultError, "device code faulted")                                     \
+    X(TIMEOUT, 7, ExecutionTimeoutError, "device code ran past its execution budget and was stopped") \
+    X(BUSY, 8, DeviceError,                                                                     \
+      "the device is busy with another call (error 8); wait for it to finish and retry")        \
+    X(BAD_ARGUMENT, 9, DeviceError,                                                             \
+      "the device rejected a value in the request (error 9), e.g. an alignment that is not a "  \
+      "power of two or a zero size")                                                            \
+    X(TABLE_FULL, 10, AllocationError,                                                          \
+      "the device's allocation table is full (error 10); free allocations you no longer need") \
+    X(CACHE_SYNC, 11, DeviceError,                                                              \
+      "the device could not synchronise its caches after the write (error 11), so code may "   \
+      "not see the new bytes; retry, and reset the board if it persists")                       \
+    X(CANCELLED, 12, DeviceError,                                                               \
+      "the call was cancelled before the kernel finished (error 12); its outputs are "          \
+      "incomplete")
 
 #define P4_OK 0u
-#define P4_ERR_CHECKSUM 1u      /* v1: checksum mismatch                     */
-#define P4_ERR_UNKNOWN_CMD 2u   /* v1: unknown command or malformed payload  */
-#define P4_ERR_ALLOC_FAILED 3u  /* v1: allocation failed                     */
-#define P4_ERR_BAD_ADDRESS 4u   /* address/range not inside an allocation    */
-#define P4_ERR_TOO_LARGE 5u     /* payload longer than the device buffer     */
-#define P4_ERR_FAULT 6u         /* execution fault; detail = p4_fault layout */
-#define P4_ERR_TIMEOUT 7u       /* execution budget exceeded; detail = fault */
-#define P4_ERR_BUSY 8u          /* device busy (another call in progress)    */
-#define P4_ERR_BAD_ARGUMENT 9u  /* well-formed but invalid (align not pow2…) */
-#define P4_ERR_TABLE_FULL 10u   /* device allocation table is full           */
-#define P4_ERR_CACHE_SYNC 11u   /* cache write-back/invalidate failed        */
-#define P4_ERR_CANCELLED 12u    /* the host cancelled the call; detail = fault */
+#define P4_X_ERR_ENUM(name, code, exc, text) P4_ERR_##name = (code),
+enum { P4_ERROR_LIST(P4_X_ERR_ENUM) };
 
 /* WRITE_MEM status word in the OK payload (v1). */
 #define P4_WRITE_STATUS_OK 0u
@@ -109,38 +148,73 @@ extern "C" {
 #define P4_PROTOCOL_V1 1u
 #define P4_PROTOCOL_VERSION 2u
 
-#define P4_CAP_INFO (1u << 0)      /* INFO answered                          */
-#define P4_CAP_CALL (1u << 1)      /* batched CALL                           */
-#define P4_CAP_FREE_ALL (1u << 2)  /* FREE_ALL                               */
-#define P4_CAP_CONSOLE (1u << 3)   /* console event frames (CONSOLE_CTL)     */
-#define P4_CAP_INSTRET (1u << 4)   /* CALL reports retired instructions      */
-#define P4_CAP_FAULTS (1u << 5)    /* faults/timeouts reported, device lives */
-#define P4_CAP_SIMULATOR (1u << 6) /* this device is the virtual ESP32-P4    */
-#define P4_CAP_PIE (1u << 7)       /* PIE (xesppie) runs; pie_isa says which  */
-#define P4_CAP_FRAMING_V2 (1u << 8) /* v2 framing (seq + CRC-32) understood    */
-#define P4_CAP_CANCEL (1u << 9)    /* CANCEL stops a running kernel          */
-#define P4_CAP_SESSION_HEAP (1u << 10) /* FREE_ALL reclaims kernels' malloc    */
+/* Capability bits in INFO: X(NAME, bit, meaning). */
+#define P4_CAPABILITY_LIST(X)                                                                   \
+    X(INFO, 0, "INFO answered")                                                                 \
+    X(CALL, 1, "batched CALL")                                                                  \
+    X(FREE_ALL, 2, "FREE_ALL")                                                                  \
+    X(CONSOLE, 3, "console event frames (CONSOLE_CTL)")                                         \
+    X(INSTRET, 4, "CALL reports retired instructions")                                          \
+    X(FAULTS, 5, "faults/timeouts reported, device lives")                                      \
+    X(SIMULATOR, 6, "this device is the virtual ESP32-P4")                                      \
+    X(PIE, 7, "PIE (xesppie) runs; pie_isa says which")                                         \
+    X(FRAMING_V2, 8, "v2 framing (seq + CRC-32) understood")                                   \
+    X(CANCEL, 9, "CANCEL stops a running kernel")                                               \
+    X(SESSION_HEAP, 10, "FREE_ALL reclaims kernels' malloc")
 
-/* INFO OK payload:
- *   u32 protocol_version
- *   u32 capabilities            (P4_CAP_*)
- *   u32 max_payload             (largest request payload the device accepts)
- *   u32 alloc_table_size        (max live allocations)
- *   char target[16]             (NUL-padded, e.g. "esp32p4", "esp32p4-sim")
- *   u8  build_id[32]            (app ELF SHA-256 on ESP-IDF; ROM hash on sim)
- *   u32 region_count            (at most P4_INFO_MAX_REGIONS)
- *   region_count x { u32 base; u32 size; u32 caps; char name[16]; }
- *   u32 chip_revision           (major * 100 + minor, e.g. 301; 0 = unknown)
- *   u32 pie_isa                 (PIE encoding version executed; 0 = none)
- * A host reads the tail fields only when the payload is long enough.
- */
+#define P4_X_CAP_ENUM(name, bit, doc) P4_CAP_##name = (1 << (bit)),
+enum { P4_CAPABILITY_LIST(P4_X_CAP_ENUM) };
+
+/* INFO OK payload: the head fields, region_count x the region fields, then
+ * the tail fields. A host reads a tail field only when the payload is long
+ * enough for it (older firmware of ours sends fewer); new fields go at the
+ * end of the tail. Columns: X(field, wire kind, count) with the kinds
+ *   U32   a little-endian u32 (count 1)
+ *   TEXT  count bytes of NUL-padded text
+ *   BYTES count raw bytes
+ * build_id: app ELF SHA-256 on ESP-IDF, ROM hash on the sim; chip_revision:
+ * major * 100 + minor (301 = v3.1, 0 = unknown); pie_isa: PIE encoding
+ * version executed (0 = none). */
 #define P4_INFO_TARGET_LEN 16u
 #define P4_INFO_BUILD_ID_LEN 32u
 #define P4_INFO_REGION_NAME_LEN 16u
 #define P4_INFO_MAX_REGIONS 8u
-#define P4_INFO_FIXED_SIZE (4u * 4u + P4_INFO_TARGET_LEN + P4_INFO_BUILD_ID_LEN + 4u)
-#define P4_INFO_REGION_SIZE (3u * 4u + P4_INFO_REGION_NAME_LEN)
-#define P4_INFO_TAIL_SIZE (2u * 4u)
+
+#define P4_INFO_HEAD_FIELDS(X)                                                                  \
+    X(protocol_version, U32, 1)                                                                 \
+    X(capabilities, U32, 1)     /* P4_CAP_* */                                                  \
+    X(max_payload, U32, 1)      /* largest request payload the device accepts */                \
+    X(alloc_table_size, U32, 1) /* max live allocations */                                      \
+    X(target, TEXT, P4_INFO_TARGET_LEN) /* e.g. "esp32p4", "esp32p4-sim" */                     \
+    X(build_id, BYTES, P4_INFO_BUILD_ID_LEN)                                                    \
+    X(region_count, U32, 1) /* at most P4_INFO_MAX_REGIONS */
+#define P4_INFO_REGION_FIELDS(X)                                                                \
+    X(base, U32, 1)                                                                             \
+    X(size, U32, 1)                                                                             \
+    X(caps, U32, 1) /* MALLOC_CAP_* */                                                          \
+    X(name, TEXT, P4_INFO_REGION_NAME_LEN)
+#define P4_INFO_TAIL_FIELDS(X)                                                                  \
+    X(chip_revision, U32, 1)                                                                    \
+    X(pie_isa, U32, 1)
+
+/* HEAP_INFO OK payload (bytes), same columns. */
+#define P4_HEAP_INFO_FIELDS(X)                                                                  \
+    X(free_spiram, U32, 1)                                                                      \
+    X(total_spiram, U32, 1)                                                                     \
+    X(free_internal, U32, 1)                                                                    \
+    X(total_internal, U32, 1)
+
+/* Wire size of a field, and of a field list. */
+#define P4_WIRE_KIND_SIZE_U32 4u
+#define P4_WIRE_KIND_SIZE_TEXT 1u
+#define P4_WIRE_KIND_SIZE_BYTES 1u
+#define P4_X_FIELD_SIZE(field, kind, count) +P4_WIRE_KIND_SIZE_##kind * (count)
+#define P4_FIELDS_SIZE(list) (0u list(P4_X_FIELD_SIZE))
+
+#define P4_INFO_FIXED_SIZE P4_FIELDS_SIZE(P4_INFO_HEAD_FIELDS)
+#define P4_INFO_REGION_SIZE P4_FIELDS_SIZE(P4_INFO_REGION_FIELDS)
+#define P4_INFO_TAIL_SIZE P4_FIELDS_SIZE(P4_INFO_TAIL_FIELDS)
+#define P4_HEAP_INFO_SIZE P4_FIELDS_SIZE(P4_HEAP_INFO_FIELDS)
 
 /* ------------------------------------------------------------------------ */
 /* Batched CALL (P4_CMD_CALL)                                                */
@@ -178,15 +252,21 @@ extern "C" {
  *   u64 instret        instructions retired before the fault
  */
 #define P4_FAULT_DETAIL_SIZE (3u * 4u + 32u * 4u + 8u)
-#define P4_CAUSE_MISALIGNED_FETCH 0u
-#define P4_CAUSE_FETCH_ACCESS 1u
-#define P4_CAUSE_ILLEGAL_INSN 2u
-#define P4_CAUSE_BREAKPOINT 3u
-#define P4_CAUSE_MISALIGNED_LOAD 4u
-#define P4_CAUSE_LOAD_ACCESS 5u
-#define P4_CAUSE_MISALIGNED_STORE 6u
-#define P4_CAUSE_STORE_ACCESS 7u
-#define P4_CAUSE_ECALL_M 11u
+/* RISC-V mcause values a fault report may carry: X(NAME, mcause, "text"). */
+#define P4_CAUSE_LIST(X)                                                                        \
+    X(MISALIGNED_FETCH, 0, "misaligned instruction fetch")                                      \
+    X(FETCH_ACCESS, 1, "instruction access fault")                                              \
+    X(ILLEGAL_INSN, 2, "illegal instruction")                                                   \
+    X(BREAKPOINT, 3, "breakpoint (ebreak)")                                                     \
+    X(MISALIGNED_LOAD, 4, "misaligned load")                                                    \
+    X(LOAD_ACCESS, 5, "load access fault")                                                      \
+    X(MISALIGNED_STORE, 6, "misaligned store")                                                  \
+    X(STORE_ACCESS, 7, "store access fault")                                                    \
+    X(ECALL_M, 11, "environment call (ecall)")
+
+#define P4_X_CAUSE_ENUM(name, mcause, text) P4_CAUSE_##name = (mcause),
+enum { P4_CAUSE_LIST(P4_X_CAUSE_ENUM) };
+/* Not an mcause: the execution budget ran out. */
 #define P4_CAUSE_TIMEOUT 0xFFFFFFFFu
 
 /* ------------------------------------------------------------------------ */
@@ -203,27 +283,32 @@ extern "C" {
 /* ESP-IDF heap capability bits (MALLOC_CAP_*), same values as ESP-IDF       */
 /* ------------------------------------------------------------------------ */
 
-#define P4_CAP_MALLOC_EXEC (1u << 0)
-#define P4_CAP_MALLOC_32BIT (1u << 1)
-#define P4_CAP_MALLOC_8BIT (1u << 2)
-#define P4_CAP_MALLOC_DMA (1u << 3)
-#define P4_CAP_MALLOC_PID2 (1u << 4)
-#define P4_CAP_MALLOC_PID3 (1u << 5)
-#define P4_CAP_MALLOC_PID4 (1u << 6)
-#define P4_CAP_MALLOC_PID5 (1u << 7)
-#define P4_CAP_MALLOC_PID6 (1u << 8)
-#define P4_CAP_MALLOC_PID7 (1u << 9)
-#define P4_CAP_MALLOC_SPIRAM (1u << 10)
-#define P4_CAP_MALLOC_INTERNAL (1u << 11)
-#define P4_CAP_MALLOC_DEFAULT (1u << 12)
-#define P4_CAP_MALLOC_IRAM_8BIT (1u << 13)
-#define P4_CAP_MALLOC_RETENTION (1u << 14)
-#define P4_CAP_MALLOC_RTCRAM (1u << 15)
-#define P4_CAP_MALLOC_TCM (1u << 16)
-#define P4_CAP_MALLOC_DMA_DESC_AHB (1u << 17)
-#define P4_CAP_MALLOC_DMA_DESC_AXI (1u << 18)
-#define P4_CAP_MALLOC_CACHE_ALIGNED (1u << 19)
-#define P4_CAP_MALLOC_SIMD (1u << 20)
+/* X(NAME, bit): P4_CAP_MALLOC_<NAME> here, MALLOC_CAP_<NAME> in ESP-IDF and p4jit._core. */
+#define P4_HEAP_CAP_LIST(X)                                                                     \
+    X(EXEC, 0)                                                                              \
+    X(32BIT, 1)                                                                             \
+    X(8BIT, 2)                                                                              \
+    X(DMA, 3)                                                                               \
+    X(PID2, 4)                                                                              \
+    X(PID3, 5)                                                                              \
+    X(PID4, 6)                                                                              \
+    X(PID5, 7)                                                                              \
+    X(PID6, 8)                                                                              \
+    X(PID7, 9)                                                                              \
+    X(SPIRAM, 10)                                                                           \
+    X(INTERNAL, 11)                                                                         \
+    X(DEFAULT, 12)                                                                          \
+    X(IRAM_8BIT, 13)                                                                        \
+    X(RETENTION, 14)                                                                        \
+    X(RTCRAM, 15)                                                                           \
+    X(TCM, 16)                                                                              \
+    X(DMA_DESC_AHB, 17)                                                                     \
+    X(DMA_DESC_AXI, 18)                                                                     \
+    X(CACHE_ALIGNED, 19)                                                                    \
+    X(SIMD, 20)
+
+#define P4_X_HEAP_CAP_ENUM(name, bit) P4_CAP_MALLOC_##name = (1 << (bit)),
+enum { P4_HEAP_CAP_LIST(P4_X_HEAP_CAP_ENUM) };
 
 /* ------------------------------------------------------------------------ */
 /* Little-endian helpers                                                     */

@@ -1,14 +1,17 @@
 /*
- * link.c — request/response over a file descriptor (see link.h).
+ * link_transport.c — framed request/response over a file descriptor:
+ * sending, receiving, deadlines, the spin, resynchronisation (see
+ * link_transport.h). What a command's payload means is link_commands.c.
+ * One job, over 600 lines: the send and receive paths share the partial-frame
+ * and resync state, and splitting them would put that state in a header.
  */
 #define _GNU_SOURCE
-#include "link.h"
+#include "link_transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,36 +34,19 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 const char *p4_link_cmd_name(uint8_t cmd)
 {
     switch (cmd) {
-    case P4_CMD_PING: return "PING";
-    case P4_CMD_INFO: return "INFO";
-    case P4_CMD_ALLOC: return "ALLOC";
-    case P4_CMD_FREE: return "FREE";
-    case P4_CMD_FREE_ALL: return "FREE_ALL";
-    case P4_CMD_WRITE_MEM: return "WRITE_MEM";
-    case P4_CMD_READ_MEM: return "READ_MEM";
-    case P4_CMD_EXEC: return "EXEC";
-    case P4_CMD_CALL: return "CALL";
-    case P4_CMD_HEAP_INFO: return "HEAP_INFO";
-    case P4_CMD_CONSOLE_CTL: return "CONSOLE_CTL";
-    case P4_CMD_CONSOLE: return "CONSOLE";
+#define X_CMD(name, id, version, doc)                                                              \
+    case (id):                                                                                     \
+        return #name;
+        P4_COMMAND_LIST(X_CMD)
+#undef X_CMD
     default: return "command";
     }
 }
 
-static p4_link_status_t fail(p4_link_t *l, p4_link_status_t st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static p4_link_status_t fail(p4_link_t *l, p4_link_status_t st, const char *fmt, ...)
+p4_link_status_t p4_link_fail(p4_link_t *l, p4_link_status_t st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -122,121 +108,36 @@ static p4_link_status_t wait_fd(p4_link_t *l, short events, uint64_t deadline)
     }
 }
 
-/* A spin ran out: after P4_LINK_SPIN_BACKOFF_AFTER in a row, back off. */
-static void spin_missed(p4_link_t *l)
+/* The spin (p4_spin.h): after an I/O call on the (non-blocking) fd found
+ * nothing to do, spin_step() decides whether to try that call again at once
+ * (P4_LINK_OK) or to go and block in poll() (P4_LINK_TIMEOUT). It also runs
+ * the interrupt hook when due: bytes that keep moving never let a poll()
+ * slice expire. */
+static bool interrupt_due(p4_link_t *l)
 {
-    l->spin_end_ns = 0;
-    l->spin_misses++;
-    if (++l->spin_run >= P4_LINK_SPIN_BACKOFF_AFTER)
-        l->spin_skip = P4_LINK_SPIN_PROBE_EVERY - 1;
+    if (!l->interrupted)
+        return false;
+    uint64_t now = now_ms();
+    if (now < l->intr_due_ms)
+        return false;
+    l->intr_due_ms = now + P4_LINK_SLICE_MS;
+    return l->interrupted(l->intr_ctx) != 0;
 }
 
-/* The spin: after an I/O call on the (non-blocking) fd found nothing to do,
- * spin_step() decides whether to try that call again at once (P4_LINK_OK,
- * after a sched_yield()) or to go and block in poll() (P4_LINK_TIMEOUT).
- * Retrying the read()/write() itself rather than polling matters on a pty:
- * poll() and read() on a tty both wait for the kernel worker that moves the
- * bytes, and one call per try instead of two keeps up with it better. The
- * first miss opens a window of spin_us; progress (spin_progress) closes it
- * as a hit, running out of it as a miss. It also runs the interrupt hook when
- * due (bytes that keep moving never let a poll() slice expire). */
 static p4_link_status_t spin_step(p4_link_t *l)
 {
-    if (!l->spin_us)
+    if (!p4_spin_step(&l->spin))
         return P4_LINK_TIMEOUT;
-    uint64_t now = now_ns();
-    if (!l->spin_end_ns) {
-        if (l->spin_skip) { /* backed off: block, but probe now and then */
-            l->spin_skip--;
-            return P4_LINK_TIMEOUT;
-        }
-        l->spin_end_ns = now + (uint64_t)l->spin_us * 1000u;
-    } else if (now >= l->spin_end_ns) {
-        spin_missed(l);
-        return P4_LINK_TIMEOUT;
-    }
-    if (l->interrupted && now / 1000000u >= l->intr_due_ms) {
-        l->intr_due_ms = now / 1000000u + P4_LINK_SLICE_MS;
-        if (l->interrupted(l->intr_ctx))
-            return P4_LINK_INTERRUPTED;
-    }
-    sched_yield();
-    if (now_ns() - now > (uint64_t)l->spin_us * 1000u) {
-        /* The yield lost the CPU for longer than the whole budget: another
-         * process is busy on it (the peer computing, or an unrelated job).
-         * Spinning against it hands it a time slice per wait, and the
-         * scheduler's fairness then holds the spinner back; blocked waits,
-         * woken by the peer, do better. Stop spinning for 16 waits, twice as
-         * many each time it happens again (up to P4_LINK_SPIN_CONTENDED_MAX),
-         * until P4_LINK_SPIN_CLEAN_RESET clean hits in a row clear it. The
-         * caller still retries once. */
-        spin_missed(l);
-        l->spin_contended = l->spin_contended ? l->spin_contended * 2 : P4_LINK_SPIN_PROBE_EVERY;
-        if (l->spin_contended > P4_LINK_SPIN_CONTENDED_MAX)
-            l->spin_contended = P4_LINK_SPIN_CONTENDED_MAX;
-        l->spin_skip = l->spin_contended;
-        l->spin_clean = 0;
-    }
-    return P4_LINK_OK;
-}
-
-/* An I/O call moved bytes while a spin was on: a hit, unless the window was
- * already over — a sched_yield() that handed the CPU to a busy process for a
- * whole time slice. That counts as a miss: on a CPU this contended, blocking
- * (whose wake-up may preempt the other process) beats yielding to it. */
-static inline void spin_progress(p4_link_t *l)
-{
-    if (l->spin_end_ns) {
-        if (now_ns() > l->spin_end_ns) {
-            spin_missed(l);
-            return;
-        }
-        l->spin_end_ns = 0;
-        l->spin_hits++;
-        l->spin_run = 0;
-        if (l->spin_contended && ++l->spin_clean >= P4_LINK_SPIN_CLEAN_RESET)
-            l->spin_contended = 0;
-    }
+    return interrupt_due(l) ? P4_LINK_INTERRUPTED : P4_LINK_OK;
 }
 
 /* Block until `events` (after the spin gave up): run the interrupt hook first
  * if it is due, then poll() with the deadline. */
 static p4_link_status_t wait_io(p4_link_t *l, short events, uint64_t deadline)
 {
-    if (l->interrupted) {
-        uint64_t now = now_ms();
-        if (now >= l->intr_due_ms) {
-            l->intr_due_ms = now + P4_LINK_SLICE_MS;
-            if (l->interrupted(l->intr_ctx))
-                return P4_LINK_INTERRUPTED;
-        }
-    }
+    if (interrupt_due(l))
+        return P4_LINK_INTERRUPTED;
     return wait_fd(l, events, deadline);
-}
-
-/* ---- spin settings ------------------------------------------------------------ */
-
-uint32_t p4_link_default_spin_us(void)
-{
-    const char *e = getenv("P4JIT_SPIN_US");
-    if (e && *e) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(e, &end, 10);
-        if (errno == 0 && end != e && *end == '\0' && v <= P4_LINK_SPIN_US_MAX)
-            return (uint32_t)v;
-    }
-    return P4_LINK_SPIN_US_DEFAULT;
-}
-
-void p4_link_set_spin_us(p4_link_t *l, uint32_t us)
-{
-    l->spin_us = us > P4_LINK_SPIN_US_MAX ? P4_LINK_SPIN_US_MAX : us;
-    l->spin_run = 0;
-    l->spin_skip = 0;
-    l->spin_end_ns = 0;
-    l->spin_contended = 0;
-    l->spin_clean = 0;
 }
 
 /* ---- init / close ---------------------------------------------------------- */
@@ -254,7 +155,7 @@ int p4_link_init(p4_link_t *l, int fd, uint32_t timeout_ms)
         return -1;
     }
     l->is_tty = isatty(fd) != 0;
-    l->spin_us = p4_link_default_spin_us();
+    p4_spin_init(&l->spin, p4_spin_default_us());
     l->saved_fl = fcntl(fd, F_GETFL);
     if (l->saved_fl < 0 || fcntl(fd, F_SETFL, l->saved_fl | O_NONBLOCK) < 0) {
         int e = errno;
@@ -297,7 +198,7 @@ static p4_link_status_t write_all(p4_link_t *l, struct iovec *iov, int cnt, uint
         int n = cnt - i > IOV_MAX ? IOV_MAX : cnt - i;
         ssize_t w = writev(l->fd, iov + i, n);
         if (w > 0) {
-            spin_progress(l);
+            p4_spin_progress(&l->spin);
             *sent += (uint64_t)w;
             l->bytes_sent += (uint64_t)w;
             deadline = now_ms() + timeout_ms;
@@ -337,7 +238,7 @@ static p4_link_status_t send_frame(p4_link_t *l, uint8_t cmd, const struct iovec
     for (int i = 0; i < txcnt; i++)
         len += tx[i].iov_len;
     if (len > UINT32_MAX)
-        return fail(l, P4_LINK_BADARG, "payload of %llu bytes is too large for a frame",
+        return p4_link_fail(l, P4_LINK_BADARG, "payload of %llu bytes is too large for a frame",
                     (unsigned long long)len);
     uint8_t hdr[P4_HEADER_SIZE], trailer[P4_CHECKSUM_SIZE];
     uint32_t sum = p4_frame_header(hdr, cmd, P4_FLAG_REQUEST, (uint32_t)len);
@@ -543,7 +444,7 @@ static int on_frame(p4_link_t *l, expect_t *ex)
     if (d->flags == P4_FLAG_ERROR) {
         if (d->len < 4) {
             l->need_resync = true;
-            return fail(l, P4_LINK_PROTOCOL,
+            return p4_link_fail(l, P4_LINK_PROTOCOL,
                         "the device sent an error frame for %s with a %u-byte payload (expected "
                         "at least the 4-byte error code)",
                         p4_link_cmd_name(d->cmd), (unsigned)d->len);
@@ -553,7 +454,7 @@ static int on_frame(p4_link_t *l, expect_t *ex)
         l->err_detail_len = d->len - 4;
         if (d->cmd != ex->cmd && l->err_code != P4_ERR_CHECKSUM) {
             l->need_resync = true;
-            return fail(l, P4_LINK_PROTOCOL,
+            return p4_link_fail(l, P4_LINK_PROTOCOL,
                         "the device answered %s (0x%02X) with error %u while %s (0x%02X) was "
                         "pending; the link is out of step",
                         p4_link_cmd_name(d->cmd), d->cmd, (unsigned)l->err_code,
@@ -565,7 +466,7 @@ static int on_frame(p4_link_t *l, expect_t *ex)
     }
     if (d->cmd != ex->cmd) {
         l->need_resync = true;
-        return fail(l, P4_LINK_PROTOCOL,
+        return p4_link_fail(l, P4_LINK_PROTOCOL,
                     "the device answered %s (0x%02X) while %s (0x%02X) was pending; the link is "
                     "out of step",
                     p4_link_cmd_name(d->cmd), d->cmd, p4_link_cmd_name(ex->cmd), ex->cmd);
@@ -582,7 +483,7 @@ static p4_link_status_t read_some(p4_link_t *l, uint64_t *deadline, uint32_t tim
             /* nothing can be there yet: without a spin, save a read()
              * (with one, the read's EAGAIN drives the spin and its back-off) */
             l->first_read = false;
-            if (!l->spin_us) {
+            if (!l->spin.budget_us) {
                 p4_link_status_t st = wait_io(l, POLLIN, *deadline);
                 if (st != P4_LINK_OK)
                     return st;
@@ -618,7 +519,7 @@ static p4_link_status_t read_some(p4_link_t *l, uint64_t *deadline, uint32_t tim
         cnt++;
         ssize_t r = cnt == 1 ? read(l->fd, iov[0].iov_base, iov[0].iov_len) : readv(l->fd, iov, cnt);
         if (r > 0) {
-            spin_progress(l);
+            p4_spin_progress(&l->spin);
             l->bytes_received += (uint64_t)r;
             *deadline = now_ms() + timeout_ms;
             size_t n = (size_t)r;
@@ -682,7 +583,7 @@ static p4_link_status_t recv_frame(p4_link_t *l, expect_t *ex, uint32_t timeout_
                     return (p4_link_status_t)r;
             } else if (ev == P4_FDEC_BAD_CHECKSUM) {
                 l->need_resync = true;
-                return fail(l, P4_LINK_CHECKSUM,
+                return p4_link_fail(l, P4_LINK_CHECKSUM,
                             "a %u-byte %s frame from the device failed its checksum",
                             (unsigned)l->dec.len, p4_link_cmd_name(l->dec.cmd));
             }
@@ -729,7 +630,7 @@ p4_link_status_t p4_link_resync(p4_link_t *l, uint32_t timeout_ms)
     if (l->closed)
         return P4_LINK_CLOSED;
     l->resyncs++;
-    l->spin_end_ns = 0;
+    p4_spin_reset_window(&l->spin);
     p4_link_status_t st = finish_partial(l, timeout_ms);
     if (st != P4_LINK_OK)
         return st;
@@ -779,9 +680,9 @@ p4_link_status_t p4_link_transact(p4_link_t *l, uint8_t cmd, const struct iovec 
     if (l->closed)
         return P4_LINK_CLOSED;
     if (rxcnt > P4_FDEC_MAX_SEGS)
-        return fail(l, P4_LINK_BADARG, "too many receive segments (%u)", rxcnt);
+        return p4_link_fail(l, P4_LINK_BADARG, "too many receive segments (%u)", rxcnt);
     l->intr_due_ms = now_ms() + P4_LINK_SLICE_MS;
-    l->spin_end_ns = 0;
+    p4_spin_reset_window(&l->spin);
     if (l->need_resync || l->tx_partial) {
         p4_link_status_t st = p4_link_resync(l, timeout_ms);
         if (st != P4_LINK_OK)
@@ -805,239 +706,4 @@ p4_link_status_t p4_link_transact(p4_link_t *l, uint8_t cmd, const struct iovec 
     for (unsigned i = 0; i < rxcnt; i++)
         ex.rx_total += rx[i].len;
     return recv_frame(l, &ex, timeout_ms);
-}
-
-static p4_link_status_t expect_len(p4_link_t *l, uint32_t want)
-{
-    if (l->resp_len != want) {
-        return fail(l, P4_LINK_PROTOCOL, "%s answer has %u payload bytes, expected %u",
-                    p4_link_cmd_name(l->resp_cmd), (unsigned)l->resp_len, (unsigned)want);
-    }
-    return P4_LINK_OK;
-}
-
-p4_link_status_t p4_link_write_mem(p4_link_t *l, uint32_t addr, const uint8_t *data, size_t len,
-                                   uint32_t timeout_ms)
-{
-    size_t chunk = l->max_payload > 4 ? l->max_payload - 4 : 1;
-    size_t off = 0;
-    do {
-        size_t n = len - off < chunk ? len - off : chunk;
-        uint8_t hdr[4], resp[8];
-        uint32_t a = addr + (uint32_t)off;
-        p4_wire_put_u32(hdr, a);
-        struct iovec tx[2] = {{hdr, 4}, {(void *)(data + off), n}};
-        p4_fdec_seg_t rx = {resp, sizeof resp};
-        snprintf(l->op, sizeof l->op, "WRITE_MEM of %zu bytes at 0x%08X", n, (unsigned)a);
-        p4_link_status_t st = p4_link_transact(l, P4_CMD_WRITE_MEM, tx, n ? 2 : 1, &rx, 1, timeout_ms);
-        if (st != P4_LINK_OK)
-            return st;
-        if (!l->resp_scattered && (st = expect_len(l, 8)) != P4_LINK_OK)
-            return st;
-        uint32_t written = p4_wire_get_u32(resp), status = p4_wire_get_u32(resp + 4);
-        if (status == P4_WRITE_STATUS_CACHE_FAILED) {
-            l->err_code = P4_ERR_CACHE_SYNC;
-            l->err_detail_len = 0;
-            return P4_LINK_DEVICE_ERROR;
-        }
-        if (written != n || status != 0)
-            return fail(l, P4_LINK_PROTOCOL,
-                        "WRITE_MEM at 0x%08X: the device reports %u of %zu bytes written "
-                        "(status %u)",
-                        (unsigned)a, (unsigned)written, n, (unsigned)status);
-        off += n;
-    } while (off < len);
-    return P4_LINK_OK;
-}
-
-p4_link_status_t p4_link_read_mem(p4_link_t *l, uint32_t addr, uint8_t *dst, size_t len,
-                                  uint32_t timeout_ms)
-{
-    size_t chunk = l->max_payload ? l->max_payload : 1;
-    size_t off = 0;
-    while (off < len) {
-        size_t n = len - off < chunk ? len - off : chunk;
-        uint8_t req[8];
-        uint32_t a = addr + (uint32_t)off;
-        p4_wire_put_u32(req, a);
-        p4_wire_put_u32(req + 4, (uint32_t)n);
-        struct iovec tx = {req, 8};
-        p4_fdec_seg_t rx = {dst + off, n};
-        snprintf(l->op, sizeof l->op, "READ_MEM of %zu bytes at 0x%08X", n, (unsigned)a);
-        p4_link_status_t st = p4_link_transact(l, P4_CMD_READ_MEM, &tx, 1, &rx, 1, timeout_ms);
-        if (st != P4_LINK_OK)
-            return st;
-        if (!l->resp_scattered)
-            return expect_len(l, (uint32_t)n);
-        off += n;
-    }
-    return P4_LINK_OK;
-}
-
-p4_link_status_t p4_link_exec(p4_link_t *l, uint32_t addr, uint32_t *a0, uint32_t timeout_ms)
-{
-    uint8_t req[4], resp[4];
-    p4_wire_put_u32(req, addr);
-    struct iovec tx = {req, 4};
-    p4_fdec_seg_t rx = {resp, 4};
-    snprintf(l->op, sizeof l->op, "EXEC at 0x%08X", (unsigned)addr);
-    p4_link_status_t st = p4_link_transact(l, P4_CMD_EXEC, &tx, 1, &rx, 1, timeout_ms);
-    if (st != P4_LINK_OK)
-        return st;
-    if (!l->resp_scattered)
-        return expect_len(l, 4);
-    *a0 = p4_wire_get_u32(resp);
-    return P4_LINK_OK;
-}
-
-static uint32_t pad4(uint32_t n)
-{
-    return (4u - (n & 3u)) & 3u;
-}
-
-static p4_link_status_t call_v1(p4_link_t *l, uint32_t entry, uint32_t args_addr,
-                                const p4_link_write_t *wr, size_t nwr, const p4_link_read_t *rd,
-                                size_t nrd, uint32_t timeout_ms, uint32_t exec_timeout,
-                                p4_call_result_t *res)
-{
-    p4_link_status_t st;
-    for (size_t i = 0; i < nwr; i++)
-        if ((st = p4_link_write_mem(l, wr[i].addr, wr[i].data, wr[i].len, timeout_ms)) != P4_LINK_OK)
-            return st;
-    if ((st = p4_link_exec(l, entry, &res->a0, exec_timeout)) != P4_LINK_OK)
-        return st;
-    for (size_t i = 0; i < nrd; i++)
-        if ((st = p4_link_read_mem(l, rd[i].addr, rd[i].dst, rd[i].len, timeout_ms)) != P4_LINK_OK)
-            return st;
-    if (args_addr) {
-        uint8_t ret[8];
-        if ((st = p4_link_read_mem(l, args_addr + 4 * P4_RET64_SLOT, ret, 8, timeout_ms)) != P4_LINK_OK)
-            return st;
-        res->ret_lo = p4_wire_get_u32(ret);
-        res->ret_hi = p4_wire_get_u32(ret + 4);
-    }
-    return P4_LINK_OK;
-}
-
-p4_link_status_t p4_link_call(p4_link_t *l, uint32_t entry, uint32_t args_addr, uint32_t budget_ms,
-                              const p4_link_write_t *wr, size_t nwr, const p4_link_read_t *rd,
-                              size_t nrd, uint32_t timeout_ms, p4_call_result_t *res)
-{
-    memset(res, 0, sizeof *res);
-    uint64_t et = (uint64_t)timeout_ms + budget_ms;
-    uint32_t exec_timeout = et > UINT32_MAX ? UINT32_MAX : (uint32_t)et;
-    if (l->v1)
-        return call_v1(l, entry, args_addr, wr, nwr, rd, nrd, timeout_ms, exec_timeout, res);
-
-    /* Decide what goes inline. Writes/reads that would overflow max_payload
-     * (or the segment/count limits) go through WRITE_MEM / READ_MEM. */
-    p4_link_status_t st = P4_LINK_OK;
-    bool *w_in = NULL, *r_in = NULL;
-    struct iovec *tx = NULL;
-    uint8_t *whdr = NULL;
-    p4_fdec_seg_t rx[P4_FDEC_MAX_SEGS];
-    unsigned nrx = 0;
-    size_t nw_in = 0, nr_in = 0;
-    if ((nwr && !(w_in = calloc(nwr, sizeof *w_in))) || (nrd && !(r_in = calloc(nrd, sizeof *r_in))))
-        goto nomem;
-    uint64_t req = P4_CALL_REQ_FIXED_SIZE, resp = P4_CALL_RESP_FIXED_SIZE;
-    for (size_t i = 0; i < nwr; i++) {
-        uint64_t need = P4_CALL_WRITE_HDR_SIZE + (uint64_t)wr[i].len + pad4(wr[i].len);
-        if (req + need <= l->max_payload && nw_in < 0xFFFF) {
-            w_in[i] = true;
-            req += need;
-            nw_in++;
-        }
-    }
-    for (size_t i = 0; i < nrd; i++) {
-        uint64_t need_req = P4_CALL_READ_SIZE;
-        if (req + need_req <= l->max_payload && resp + rd[i].len <= l->max_payload &&
-            nr_in < 0xFFFF && nrx + 2 <= P4_FDEC_MAX_SEGS) {
-            r_in[i] = true;
-            req += need_req;
-            resp += rd[i].len;
-            nr_in++;
-            nrx++;
-        }
-    }
-    for (size_t i = 0; i < nwr; i++)
-        if (!w_in[i] && (st = p4_link_write_mem(l, wr[i].addr, wr[i].data, wr[i].len, timeout_ms)) != P4_LINK_OK)
-            goto out;
-
-    {
-        uint8_t fixed[P4_CALL_REQ_FIXED_SIZE], rfixed[P4_CALL_RESP_FIXED_SIZE];
-        p4_wire_put_u32(fixed, entry);
-        p4_wire_put_u32(fixed + 4, args_addr);
-        p4_wire_put_u32(fixed + 8, budget_ms);
-        p4_wire_put_u16(fixed + 12, (uint16_t)nw_in);
-        p4_wire_put_u16(fixed + 14, (uint16_t)nr_in);
-        size_t ntx = 1 + 3 * nw_in + 1;
-        tx = malloc(ntx * sizeof *tx);
-        whdr = malloc((nw_in * P4_CALL_WRITE_HDR_SIZE) + nr_in * P4_CALL_READ_SIZE + 1);
-        if (!tx || !whdr)
-            goto nomem;
-        int k = 0;
-        uint8_t *h = whdr;
-        tx[k].iov_base = fixed;
-        tx[k++].iov_len = sizeof fixed;
-        for (size_t i = 0; i < nwr; i++) {
-            if (!w_in[i])
-                continue;
-            p4_wire_put_u32(h, wr[i].addr);
-            p4_wire_put_u32(h + 4, wr[i].len);
-            tx[k].iov_base = h;
-            tx[k++].iov_len = P4_CALL_WRITE_HDR_SIZE;
-            h += P4_CALL_WRITE_HDR_SIZE;
-            if (wr[i].len) {
-                tx[k].iov_base = (void *)wr[i].data;
-                tx[k++].iov_len = wr[i].len;
-            }
-            if (pad4(wr[i].len)) {
-                tx[k].iov_base = (void *)zeros;
-                tx[k++].iov_len = pad4(wr[i].len);
-            }
-        }
-        uint8_t *rstart = h;
-        rx[0].base = rfixed;
-        rx[0].len = sizeof rfixed;
-        nrx = 1;
-        for (size_t i = 0; i < nrd; i++) {
-            if (!r_in[i])
-                continue;
-            p4_wire_put_u32(h, rd[i].addr);
-            p4_wire_put_u32(h + 4, rd[i].len);
-            h += P4_CALL_READ_SIZE;
-            rx[nrx].base = rd[i].dst;
-            rx[nrx++].len = rd[i].len;
-        }
-        if (h > rstart) {
-            tx[k].iov_base = rstart;
-            tx[k++].iov_len = (size_t)(h - rstart);
-        }
-        snprintf(l->op, sizeof l->op, "CALL of 0x%08X", (unsigned)entry);
-        st = p4_link_transact(l, P4_CMD_CALL, tx, k, rx, nrx, exec_timeout);
-        if (st != P4_LINK_OK)
-            goto out;
-        if (!l->resp_scattered) {
-            st = expect_len(l, (uint32_t)resp);
-            goto out;
-        }
-        res->a0 = p4_wire_get_u32(rfixed);
-        res->ret_lo = p4_wire_get_u32(rfixed + 4);
-        res->ret_hi = p4_wire_get_u32(rfixed + 8);
-        res->cycles = p4_wire_get_u64(rfixed + 16);
-        res->instret = p4_wire_get_u64(rfixed + 24);
-    }
-    for (size_t i = 0; i < nrd; i++)
-        if (!r_in[i] && (st = p4_link_read_mem(l, rd[i].addr, rd[i].dst, rd[i].len, timeout_ms)) != P4_LINK_OK)
-            goto out;
-out:
-    free(w_in);
-    free(r_in);
-    free(tx);
-    free(whdr);
-    return st;
-nomem:
-    st = P4_LINK_NOMEM;
-    goto out;
 }

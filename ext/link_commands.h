@@ -1,0 +1,109 @@
+/*
+ * link_commands.h — one function per protocol command (pure C, no Python.h).
+ *
+ * Every command's payload is encoded and decoded here, in link_commands.c,
+ * and nowhere else: Python receives plain values (numbers, tuples, the
+ * field structs below) and never parses offsets. Layouts that are tables in
+ * p4_jit_protocol.h (INFO, HEAP_INFO) are decoded from the table, so a field
+ * added there arrives here, and in Python, without another edit.
+ *
+ * A device error (an error frame) returns P4_LINK_DEVICE_ERROR with
+ * l->err_code / err_detail set; a malformed answer P4_LINK_PROTOCOL with
+ * l->msg. Each function names its operation in l->op for messages.
+ */
+#ifndef P4_EXT_LINK_COMMANDS_H
+#define P4_EXT_LINK_COMMANDS_H
+
+#include "link_transport.h"
+
+typedef struct {
+    uint32_t addr;
+    const uint8_t *data;
+    uint32_t len;
+} p4_link_write_t;
+
+typedef struct {
+    uint32_t addr;
+    uint8_t *dst;
+    uint32_t len;
+} p4_link_read_t;
+
+typedef struct {
+    uint32_t a0;
+    uint32_t ret_lo; /* args slot 30 */
+    uint32_t ret_hi; /* args slot 31 */
+    uint64_t cycles;
+    uint64_t instret;
+} p4_call_result_t;
+
+/* ---- field structs from the protocol tables ------------------------------- */
+
+/* U32 -> uint32_t, TEXT -> NUL-terminated char[count + 1], BYTES -> uint8_t[count] */
+#define P4_FIELD_DECL_U32(field, count) uint32_t field
+#define P4_FIELD_DECL_TEXT(field, count) char field[(count) + 1]
+#define P4_FIELD_DECL_BYTES(field, count) uint8_t field[count]
+#define P4_X_FIELD_DECL(field, kind, count) P4_FIELD_DECL_##kind(field, count);
+
+typedef struct {
+    P4_INFO_REGION_FIELDS(P4_X_FIELD_DECL)
+} p4_info_region_t;
+
+typedef struct {
+    P4_INFO_HEAD_FIELDS(P4_X_FIELD_DECL)
+    p4_info_region_t regions[P4_INFO_MAX_REGIONS];
+    uint32_t regions_present; /* regions decoded (<= region_count) */
+    P4_INFO_TAIL_FIELDS(P4_X_FIELD_DECL)
+    uint32_t tail_present; /* tail fields the answer carried, in table order */
+} p4_info_t;
+
+typedef struct {
+    P4_HEAP_INFO_FIELDS(P4_X_FIELD_DECL)
+} p4_heap_info_t;
+
+/* ---- commands -------------------------------------------------------------- */
+
+/* PING: send data, check that the echo in echo[n] is the same. */
+p4_link_status_t p4_link_ping(p4_link_t *l, const uint8_t *data, size_t n, uint8_t *echo,
+                              uint32_t timeout_ms);
+
+/* INFO (v2; a v1 device answers error 2). */
+p4_link_status_t p4_link_info(p4_link_t *l, p4_info_t *out, uint32_t timeout_ms);
+
+/* HEAP_INFO. */
+p4_link_status_t p4_link_heap_info(p4_link_t *l, p4_heap_info_t *out, uint32_t timeout_ms);
+
+/* ALLOC: the device's address in *addr; a refusal (addr 0 or an error word)
+ * is P4_LINK_DEVICE_ERROR with err_code set (ALLOC_FAILED when it sent 0). */
+p4_link_status_t p4_link_alloc(p4_link_t *l, uint32_t size, uint32_t caps, uint32_t align,
+                               uint32_t *addr, uint32_t timeout_ms);
+
+/* FREE one allocation by its start address. */
+p4_link_status_t p4_link_free(p4_link_t *l, uint32_t addr, uint32_t timeout_ms);
+
+/* FREE_ALL (v2): how many allocations and bytes the device freed. */
+p4_link_status_t p4_link_free_all(p4_link_t *l, uint32_t *count, uint32_t *bytes,
+                                  uint32_t timeout_ms);
+
+/* CONSOLE_CTL (v2): turn console event frames on/off; *previous = old state. */
+p4_link_status_t p4_link_console_ctl(p4_link_t *l, bool enable, bool *previous,
+                                     uint32_t timeout_ms);
+
+/* WRITE_MEM in chunks of max_payload-4. */
+p4_link_status_t p4_link_write_mem(p4_link_t *l, uint32_t addr, const uint8_t *data, size_t len,
+                                   uint32_t timeout_ms);
+
+/* READ_MEM in chunks of max_payload, straight into dst. */
+p4_link_status_t p4_link_read_mem(p4_link_t *l, uint32_t addr, uint8_t *dst, size_t len,
+                                  uint32_t timeout_ms);
+
+/* EXEC (v1). */
+p4_link_status_t p4_link_exec(p4_link_t *l, uint32_t addr, uint32_t *a0, uint32_t timeout_ms);
+
+/* Batched call: writes, run entry, reads. One CALL frame when the link is
+ * not v1 and everything fits max_payload; parts that do not fit go through
+ * WRITE_MEM before / READ_MEM after; v1 links run the original sequence. */
+p4_link_status_t p4_link_call(p4_link_t *l, uint32_t entry, uint32_t args_addr, uint32_t budget_ms,
+                              const p4_link_write_t *wr, size_t nwr, const p4_link_read_t *rd,
+                              size_t nrd, uint32_t timeout_ms, p4_call_result_t *res);
+
+#endif /* P4_EXT_LINK_COMMANDS_H */
