@@ -4,14 +4,19 @@
  *
  *   sim_main.c     options, transport (--fd / --pty), start-up, serve loop
  *   sim_port.c     every p4_port_* hook of p4_jit_port.h, on top of the rest
- *   sim_machine.c  the emulated chip in Unicorn: memory map, PMP, execution,
- *                  instruction counting, counter CSRs, faults, budget, console
+ *   sim_memory.c   the emulated chip's memory map in Unicorn: RAM/ROM areas,
+ *                  console UART, trap areas, PMP, engine open/close
+ *   sim_exec.c     running code: instruction counting, counter CSRs, faults,
+ *                  budget
+ *   sim_services.c the ROM's ecall services (heap)
  *   sim_rom.c      loading the ROM ELF (libelf) and running its init
  *   sim_insn.c     the few RISC-V decoding facts the machine needs
  *   sim_heap.c     the capability-aware allocator
  *   sim_unicorn_fixes.c  work-arounds for the Unicorn version linked
  *
- * Only sim_machine.c and sim_rom.c include <unicorn/unicorn.h>.
+ * <unicorn/unicorn.h> is included by sim_machine_internal.h (for
+ * sim_memory.c, sim_exec.c, sim_services.c), sim_rom.c and
+ * sim_unicorn_fixes.c; this header stays free of it.
  */
 #ifndef SIM_H
 #define SIM_H
@@ -19,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "p4_jit_core.h"
 #include "p4_sim_layout.h"
@@ -100,6 +106,14 @@ typedef struct {
     uint64_t hook; /* uc_hook */
 } p4_sim_csr_site_t;
 
+struct p4_sim;
+
+/* An instruction extension (e.g. PIE) offered every illegal instruction:
+ * return true after executing the instruction at pc (`insn`, `len` bytes)
+ * and setting the pc to resume at; false lets it fault as illegal. */
+typedef bool (*p4_sim_illegal_insn_fn)(struct p4_sim *s, uint32_t pc, uint32_t insn,
+                                       uint32_t len);
+
 typedef struct p4_sim {
     /* options */
     uint32_t psram_mib;
@@ -135,6 +149,7 @@ typedef struct p4_sim {
     p4_sim_csr_site_t *csr_sites;
     uint32_t csr_count, csr_cap;
     bool in_exec;
+    p4_sim_illegal_insn_fn illegal_insn; /* NULL: none */
 
     /* ROM */
     uint8_t build_id[32];
@@ -156,8 +171,15 @@ typedef struct p4_sim {
     p4_alloc_entry_t table[P4_SIM_TABLE_CAP];
 } p4_sim_t;
 
+static inline uint64_t p4_sim_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* ------------------------------------------------------------------------ */
-/* sim_machine.c                                                             */
+/* sim_memory.c, sim_exec.c (the emulated chip)                              */
 /* ------------------------------------------------------------------------ */
 
 /* Create the engine and the memory map. On failure returns false with a

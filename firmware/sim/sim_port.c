@@ -3,7 +3,7 @@
  *
  * Transport: a byte stream on one fd (a socketpair end, or a pty master).
  * Memory: host memory behind the emulated map (memcpy at memory speed).
- * Execution: Unicorn (sim_machine.c). The port context is the p4_sim_t.
+ * Execution: Unicorn (sim_exec.c). The port context is the p4_sim_t.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -70,13 +70,6 @@ static bool pty_client_closed(p4_sim_t *s)
     return closed;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* The spin, as the library's Link does it (docs/HOST_CORE.md): when a
  * non-blocking read()/write() finds nothing to do, spin_step() says whether
  * to try again at once (true, after a sched_yield()) or to block. The first
@@ -106,7 +99,7 @@ static bool spin_step(p4_sim_t *s)
 {
     if (s->spin_us == 0)
         return false;
-    uint64_t now = now_ns();
+    uint64_t now = p4_sim_now_ns();
     if (s->spin_end_ns == 0) {
         if (s->spin_skip) {
             s->spin_skip--;
@@ -118,7 +111,7 @@ static bool spin_step(p4_sim_t *s)
         return false;
     }
     sched_yield();
-    if (now_ns() - now > (uint64_t)s->spin_us * 1000u) {
+    if (p4_sim_now_ns() - now > (uint64_t)s->spin_us * 1000u) {
         /* The yield lost the CPU for longer than the whole budget: a busy
          * process shares it. Spinning against it hands it a time slice per
          * wait; blocked waits do better. Stop spinning for 16 waits, twice
@@ -141,7 +134,7 @@ static bool spin_step(p4_sim_t *s)
 static void spin_progress(p4_sim_t *s)
 {
     if (s->spin_end_ns) {
-        if (now_ns() > s->spin_end_ns) {
+        if (p4_sim_now_ns() > s->spin_end_ns) {
             spin_missed(s);
             return;
         }

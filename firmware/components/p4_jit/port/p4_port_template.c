@@ -7,7 +7,8 @@
  * only by the cross-check (tests/c: make cross-check), never linked.
  *
  * Existing ports:
- *   port/p4_port_esp_idf.c   the ESP32-P4 (TinyUSB CDC-ACM, heap_caps, esp_cache)
+ *   port/esp_port.c          the ESP32-P4 (with port/esp_usb.c: TinyUSB CDC-ACM,
+ *                            heap_caps, esp_cache)
  *   firmware/sim/            the virtual ESP32-P4 (fd transport, Unicorn)
  *   tests/c/test_port.c      in-memory port for unit tests and fuzzing
  *
