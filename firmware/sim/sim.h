@@ -49,6 +49,9 @@
  * in a row forget it. */
 #define P4_SIM_SPIN_CONTENDED_MAX 1024u
 #define P4_SIM_SPIN_CLEAN_RESET 256u
+/* While a kernel runs the transport is polled at most this often (busy
+ * mode: PING/CANCEL/BUSY, console text as it is printed). */
+#define P4_SIM_BUSY_POLL_NS 1000000u
 #define P4_SIM_MAX_RAM 8u
 #define P4_SIM_CONSOLE_LINE 1024u
 
@@ -71,6 +74,7 @@ typedef enum {
     P4_SIM_STOP_FAULT,    /* precise fault recorded by a hook */
     P4_SIM_STOP_TIMEOUT,  /* budget exhausted */
     P4_SIM_STOP_RESTART,  /* re-run from restart_pc (code hooks were added) */
+    P4_SIM_STOP_CANCEL,   /* the host cancelled the call */
 } p4_sim_stop_t;
 
 /* State of the call being run. */
@@ -135,6 +139,8 @@ typedef struct p4_sim {
     uint64_t spin_end_ns; /* the open spin window ends then; 0 = none */
     uint32_t spin_contended; /* current skip after a yield lost the CPU; 0 = none */
     uint32_t spin_clean;     /* clean hits in a row since then */
+    uint64_t busy_next_ns;   /* next transport poll while a kernel runs */
+    uint64_t busy_rx_ns;     /* last byte received while it runs */
 
     /* the chip */
     void *uc; /* uc_engine * */
@@ -212,6 +218,10 @@ void p4_sim_console_flush(p4_sim_t *s);
 
 /* Add the heap regions (internal L2 SRAM first, then PSRAM). */
 bool p4_sim_heap_setup(p4_sim_t *s);
+
+/* From the running kernel's clock check: poll the transport (busy mode),
+ * send console text printed so far. True when the host cancelled the call. */
+bool p4_sim_busy_poll(p4_sim_t *s, uint64_t now);
 
 /* ------------------------------------------------------------------------ */
 /* sim_rom.c                                                                 */

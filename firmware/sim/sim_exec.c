@@ -270,8 +270,12 @@ static __attribute__((noinline)) void block_slow(uc_engine *uc, p4_sim_t *s, uin
     p4_sim_run_t *r = &s->run;
     if (r->countdown == 0) {
         r->countdown = CLOCK_CHECK_BLOCKS;
-        if (p4_sim_now_ns() >= r->deadline_ns) {
-            r->stop = P4_SIM_STOP_TIMEOUT;
+        uint64_t now = p4_sim_now_ns();
+        p4_sim_stop_t stop = now >= r->deadline_ns     ? P4_SIM_STOP_TIMEOUT
+                             : p4_sim_busy_poll(s, now) ? P4_SIM_STOP_CANCEL
+                                                        : P4_SIM_STOP_NONE;
+        if (stop != P4_SIM_STOP_NONE) {
+            r->stop = stop;
             r->pc = addr;
             r->cur_size = 0; /* this block will not run */
             UC_CHECK(uc_emu_stop(uc));
@@ -526,9 +530,10 @@ void p4_sim_machine_exec(p4_sim_t *s, uint32_t entry, uint32_t budget_ms, p4_exe
         return;
     }
 
-    if (e == UC_ERR_OK && r->stop == P4_SIM_STOP_TIMEOUT) {
-        out->status = P4_ERR_TIMEOUT;
-        out->cause = P4_CAUSE_TIMEOUT;
+    if (e == UC_ERR_OK && (r->stop == P4_SIM_STOP_TIMEOUT || r->stop == P4_SIM_STOP_CANCEL)) {
+        bool cancel = r->stop == P4_SIM_STOP_CANCEL;
+        out->status = cancel ? P4_ERR_CANCELLED : P4_ERR_TIMEOUT;
+        out->cause = cancel ? P4_CAUSE_CANCELLED : P4_CAUSE_TIMEOUT;
         out->pc = r->pc;
         out->instret = r->total;
     } else if (e == UC_ERR_OK && r->stop == P4_SIM_STOP_FAULT) {

@@ -162,11 +162,33 @@ static ssize_t read_nb(p4_sim_t *s, uint8_t *buf, size_t cap)
     return r < 0 ? -1 : read(s->fd, buf, cap);
 }
 
-int p4_port_read(void *ctx, uint8_t *buf, size_t cap)
+/* Milliseconds left until deadline_ns (0: no deadline, wait forever): -1
+ * for "forever", 0 when it passed. */
+static int ms_left(uint64_t deadline_ns)
+{
+    if (deadline_ns == 0)
+        return -1;
+    uint64_t now = p4_sim_now_ns();
+    if (now >= deadline_ns)
+        return 0;
+    uint64_t ms = (deadline_ns - now + 999999u) / 1000000u;
+    return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+/* The shorter of a poll interval and the time left (-1 = forever). */
+static int wait_ms(int interval, int left)
+{
+    return left < 0 || (interval >= 0 && interval < left) ? interval : left;
+}
+
+int p4_port_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
 {
     p4_sim_t *s = ctx;
     if (s->client_gone)
         return -1; /* noticed while writing: end the session first */
+    uint64_t deadline = timeout_ms == P4_PORT_WAIT_FOREVER
+                            ? 0
+                            : p4_sim_now_ns() + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
         ssize_t n = read_nb(s, buf, cap);
         if (n > 0) {
@@ -175,8 +197,11 @@ int p4_port_read(void *ctx, uint8_t *buf, size_t cap)
         }
         if (n < 0 && errno == EINTR)
             continue;
+        int left = ms_left(deadline);
+        if (left == 0)
+            return 0; /* timed out with no byte */
         if (s->pty && n < 0 && errno == EIO) {
-            poll(NULL, 0, 10); /* transient: no slave open */
+            poll(NULL, 0, wait_ms(10, left)); /* transient: no slave open */
             continue;
         }
         if (n == 0 || errno != EAGAIN) {
@@ -187,14 +212,14 @@ int p4_port_read(void *ctx, uint8_t *buf, size_t cap)
             continue;
         if (!s->pty) {
             struct pollfd pf = {s->fd, POLLIN, 0};
-            if (poll(&pf, 1, -1) < 0 && errno != EINTR) {
+            if (poll(&pf, 1, left) < 0 && errno != EINTR) {
                 s->closed = true;
                 return -1;
             }
             continue;
         }
         struct pollfd pf[2] = {{s->fd, POLLIN, 0}, {s->inotify, POLLIN, 0}};
-        int r = poll(pf, s->inotify >= 0 ? 2 : 1, -1);
+        int r = poll(pf, s->inotify >= 0 ? 2 : 1, left);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -206,12 +231,40 @@ int p4_port_read(void *ctx, uint8_t *buf, size_t cap)
             }
             continue;
         }
-        if (!(pf[0].revents & POLLIN)) {
+        if (r > 0 && !(pf[0].revents & POLLIN)) {
             /* No client and no held slave would be POLLHUP; we hold one,
              * so just wait a little and look again. */
-            poll(NULL, 0, 10);
+            poll(NULL, 0, wait_ms(10, ms_left(deadline)));
         }
     }
+}
+
+/* While a kernel runs: hand what the host sent to the core (busy mode: PING,
+ * CANCEL, BUSY answers), drop a partial frame after the gap, and send console
+ * text printed so far. At most every P4_SIM_BUSY_POLL_NS; never blocks.
+ * Transport errors and a closing client are left for the serve loop to find
+ * after the run. */
+bool p4_sim_busy_poll(p4_sim_t *s, uint64_t now)
+{
+    if (s->v1 || !s->core.executing || now < s->busy_next_ns)
+        return false;
+    s->busy_next_ns = now + P4_SIM_BUSY_POLL_NS;
+    uint8_t buf[512];
+    for (;;) {
+        ssize_t n = read_nb(s, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        s->busy_rx_ns = now;
+        p4_core_feed(&s->core, buf, (size_t)n);
+        if ((size_t)n < sizeof buf)
+            break;
+    }
+    if (!p4_core_rx_idle(&s->core) && now - s->busy_rx_ns >= P4_FRAME_GAP_MS * 1000000ull)
+        p4_core_rx_gap(&s->core);
+    p4_sim_console_flush(s);
+    return p4_core_cancel_requested(&s->core);
 }
 
 int p4_port_write(void *ctx, const uint8_t *buf, size_t len)
@@ -301,7 +354,10 @@ void p4_port_heap_info(void *ctx, p4_heap_info_t *out)
 
 void p4_port_exec(void *ctx, p4_addr_t entry, uint32_t budget_ms, p4_exec_result_t *out)
 {
-    p4_sim_machine_exec(ctx, entry, budget_ms, out);
+    p4_sim_t *s = ctx;
+    s->busy_rx_ns = p4_sim_now_ns(); /* the gap of a frame left over starts now */
+    s->busy_next_ns = 0;
+    p4_sim_machine_exec(s, entry, budget_ms, out);
 }
 
 static void put_region(p4_region_t *r, uint32_t base, uint32_t size, uint32_t caps,
@@ -318,7 +374,8 @@ void p4_port_device_info(void *ctx, p4_device_info_t *out)
     p4_sim_t *s = ctx;
     snprintf(out->target, sizeof out->target, "esp32p4-sim");
     memcpy(out->build_id, s->build_id, sizeof out->build_id);
-    out->port_caps = P4_CAP_CONSOLE | P4_CAP_INSTRET | P4_CAP_FAULTS | P4_CAP_SIMULATOR;
+    out->port_caps = P4_CAP_CONSOLE | P4_CAP_INSTRET | P4_CAP_FAULTS | P4_CAP_SIMULATOR |
+                     (s->v1 ? 0u : P4_CAP_CANCEL);
     uint32_t n = 0;
     for (uint32_t i = 0; i < s->heap.count && n < 7; i++) {
         const p4_sim_heap_region_t *h = &s->heap.regions[i];

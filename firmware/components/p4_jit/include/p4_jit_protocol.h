@@ -284,6 +284,30 @@ static inline void p4_wire_put_header(uint8_t hdr[P4_HEADER_SIZE], uint8_t cmd, 
     p4_wire_put_u32(hdr + P4_HDR_OFF_LEN, len);
 }
 
+/* ------------------------------------------------------------------------ */
+/* device round additions                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Inter-byte gap that ends a partial frame: when a frame has started (the
+ * magic arrived) and no further byte comes for this long, the device drops
+ * what it has of that frame, silently, and looks for a new magic. A healthy
+ * host writes a frame back to back, so gaps inside a frame are scheduling
+ * hiccups (tens of ms on a loaded machine); 500 ms is ten times that, and
+ * well below any host response timeout (seconds), so a host that timed out
+ * and stays silent for this long finds the device waiting for a new frame. */
+#define P4_FRAME_GAP_MS 500u
+
+/* Pseudo-cause in the fault detail of a P4_ERR_CANCELLED answer: where the
+ * kernel was when the host's CANCEL stopped it (pc, registers, instret). */
+#define P4_CAUSE_CANCELLED 0xFFFFFFFEu
+
+/* While a kernel runs (CALL/EXEC not yet answered), a device with
+ * P4_CAP_CANCEL keeps parsing frames: PING is answered (payloads up to
+ * P4_BUSY_PAYLOAD_MAX bytes), CANCEL stops the kernel (the running command is
+ * answered P4_ERR_CANCELLED, then the CANCEL is answered OK with an empty
+ * payload), everything else is answered P4_ERR_BUSY at once. */
+#define P4_BUSY_PAYLOAD_MAX 64u
+
 #ifdef __cplusplus
 }
 #endif
