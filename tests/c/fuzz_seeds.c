@@ -129,5 +129,38 @@ int main(int argc, char **argv)
         memcpy(buf + n, recs[r].payload, recs[r].len), n += recs[r].len;
     }
     rc |= save(dir, "framed_records", buf, n);
+
+    /* v2 framed records: a "RUN" kernel; the input's last quarter (a v2
+     * PING, an ALLOC and a CANCEL record, raw) arrives while it runs */
+    n = 0;
+    buf[n++] = 0x60;
+    buf[n++] = 0x03;
+    static const struct {
+        uint8_t cmd;
+        uint16_t len;
+        const char *payload;
+    } run[] = {
+        {P4_CMD_ALLOC, 12, "\x00\x01\x00\x00\x01\x00\x00\x00\x04\x00\x00\x00"},
+        {P4_CMD_WRITE_MEM, 12, "\x00\x00\x00\x48RUN\x00\x00\x00\x00\x00"},
+        {P4_CMD_CALL, 16, "\x00\x00\x00\x48\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"},
+        {P4_CMD_CANCEL, 0, ""},
+    };
+    for (size_t r = 0; r < sizeof run / sizeof run[0]; r++) {
+        buf[n++] = run[r].cmd;
+        p4_wire_put_u16(buf + n, run[r].len), n += 2;
+        memcpy(buf + n, run[r].payload, run[r].len), n += run[r].len;
+    }
+    static const uint8_t busy_tail[] = {
+        0xA5, 0x5A, 0x01, 0x80, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x68, 0x69,
+        0xFC, 0x93, 0x7D, 0x92, /* v2 PING "hi", seq 1 */
+        0xA5, 0x5A, 0x32, 0x80, 0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x34, 0xEA,
+        0x15, 0x96, /* v2 CANCEL, seq 7 */
+    };
+    /* pad so the tail is the last quarter of the input after the mode bytes */
+    size_t body = n - 2;
+    while (body < 3 * sizeof busy_tail)
+        buf[n++] = 0, body++;
+    memcpy(buf + n, busy_tail, sizeof busy_tail), n += sizeof busy_tail;
+    rc |= save(dir, "busy_cancel", buf, n);
     return rc ? 1 : 0;
 }

@@ -1345,19 +1345,25 @@ static const test_case_t k_tests[] = {
 #undef T
 };
 
+static void run_all(const test_case_t *tests, size_t n, int *passed, int *failed)
+{
+    for (size_t i = 0; i < n; i++) {
+        g_checks_failed = 0;
+        tests[i].fn();
+        if (g_checks_failed) {
+            fprintf(stderr, "FAIL %s (%d checks)\n", tests[i].name, g_checks_failed);
+            (*failed)++;
+        } else {
+            (*passed)++;
+        }
+    }
+}
+
 int main(void)
 {
     int passed = 0, failed = 0;
-    for (size_t i = 0; i < sizeof k_tests / sizeof k_tests[0]; i++) {
-        g_checks_failed = 0;
-        k_tests[i].fn();
-        if (g_checks_failed) {
-            fprintf(stderr, "FAIL %s (%d checks)\n", k_tests[i].name, g_checks_failed);
-            failed++;
-        } else {
-            passed++;
-        }
-    }
+    run_all(k_tests, sizeof k_tests / sizeof k_tests[0], &passed, &failed);
+    run_all(k_v2_tests, k_v2_test_count, &passed, &failed);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
