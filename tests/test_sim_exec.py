@@ -12,7 +12,7 @@ import time
 import pytest
 
 from sim_client import (CAUSE_BREAKPOINT, CAUSE_ECALL_M, CAUSE_FETCH_ACCESS, CAUSE_ILLEGAL_INSN,
-                        CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_TIMEOUT, ERR_FAULT,
+                        CAUSE_LOAD_ACCESS, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE, CAUSE_STORE_ACCESS, CAUSE_TIMEOUT, ERR_FAULT,
                         ERR_TIMEOUT, MALLOC_CAP_INTERNAL, MALLOC_CAP_SPIRAM, PSRAM_BASE, ROM_BASE,
                         STACK_GUARD, STACK_TOP, DeviceError, SimClient, build_kernel, have_cross,
                         load_kernel, sim_paths)
@@ -475,3 +475,21 @@ f:  or a0, t0, s1
 """
     dev.exec(load_kernel(dev, dirty, lang="S"))
     assert dev.exec(load_kernel(dev, probe, lang="S")) == 0
+
+
+@pytest.mark.parametrize("insn, cause", [("amoadd.w a0, a0, (a1)", CAUSE_MISALIGNED_STORE),
+                                         ("amoswap.w a0, a0, (a1)", CAUSE_MISALIGNED_STORE),
+                                         ("lr.w a0, (a1)", CAUSE_MISALIGNED_LOAD)])
+def test_misaligned_amo_is_a_store_fault_and_lr_a_load_fault(dev, insn, cause):
+    src = f"""
+    .section .text.entry
+    .globl f
+f:  addi a1, sp, -6
+    li a0, 1
+    {insn}
+    ret
+"""
+    entry = load_kernel(dev, src, lang="S")
+    f = fault_of(dev, entry)
+    assert f.cause == cause and f.tval == STACK_TOP - 6
+    assert f.pc == entry + 6  # addi (4), c.li (2), then the atomic
