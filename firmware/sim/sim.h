@@ -130,6 +130,10 @@ typedef struct p4_sim {
     bool pty;
     int pty_slave;  /* held open so the master never sees EIO between clients */
     int inotify;    /* client open/close on the slave, -1 if unavailable */
+    uint32_t pty_clients; /* clients that have the slave open */
+    uint8_t *carry;       /* a new client's bytes read as the old session ended */
+    size_t carry_len, carry_pos;
+    int parent_fd;        /* pidfd of --parent-pid (readable when it exits), -1 */
     bool client_gone;
     bool closed;
     bool fd_socket;       /* --fd is a socket: non-blocking reads with MSG_DONTWAIT */

@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -52,6 +54,8 @@ static void usage(FILE *f)
             "  --psram-mib N   PSRAM size, 1..%u MiB (default %u)\n"
             "  --spin-us N     poll the transport without blocking for up to N us\n"
             "                  before sleeping, 0..%u (default $P4JIT_SPIN_US, else %u)\n"
+            "  --parent-pid P  exit when process P exits (the library passes its own\n"
+            "                  pid for sim:pty; a sim started by hand has none)\n"
             "  --help          this text\n"
             "\n"
             "Memory map, ROM symbols, faults: docs/VIRTUAL_DEVICE.md\n",
@@ -119,19 +123,46 @@ static bool open_pty(p4_sim_t *s, char *err, size_t errlen)
         snprintf(err, errlen, "fcntl(pty master): %s", strerror(errno));
         return false;
     }
-    /* A client closing the slave ends its session (console forwarding off,
-     * parser reset); without inotify sessions simply run together. */
+    /* The last client closing the slave ends its session (console forwarding
+     * off, parser reset); without inotify sessions simply run together. */
     s->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (s->inotify >= 0 &&
-        inotify_add_watch(s->inotify, name, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) < 0) {
+        inotify_add_watch(s->inotify, name, IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) < 0) {
         close(s->inotify);
         s->inotify = -1;
+    s->parent_fd = -1;
     }
     s->fd = m;
     s->pty_slave = sl;
     printf("%s\n", name);
     fflush(stdout);
     return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parent watch                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Exit when `pid` exits: a pidfd the transport polls (readable once the
+ * process is gone); on kernels without pidfd_open, a parent-death signal.
+ * False when the process is already gone. */
+static bool watch_parent(p4_sim_t *s, pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    s->parent_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+#endif
+    if (s->parent_fd >= 0) {
+        (void)fcntl(s->parent_fd, F_SETFD, FD_CLOEXEC);
+        return true;
+    }
+    if (errno == ESRCH)
+        return false;
+    if (pid != getppid())
+        return false; /* no pidfd: only our own parent can be watched */
+    (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+    return getppid() == pid; /* it may have died before the prctl */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -152,8 +183,10 @@ int main(int argc, char **argv)
     s->fd = -1;
     s->pty_slave = -1;
     s->inotify = -1;
+    s->parent_fd = -1;
 
-    enum { OPT_FD = 1, OPT_PTY, OPT_V1, OPT_ROM, OPT_BUDGET, OPT_PSRAM, OPT_SPIN, OPT_HELP };
+    enum { OPT_FD = 1, OPT_PTY, OPT_V1, OPT_ROM, OPT_BUDGET, OPT_PSRAM, OPT_SPIN, OPT_PARENT,
+           OPT_HELP };
     static const struct option opts[] = {
         {"fd", required_argument, NULL, OPT_FD},
         {"pty", no_argument, NULL, OPT_PTY},
@@ -162,6 +195,7 @@ int main(int argc, char **argv)
         {"budget-ms", required_argument, NULL, OPT_BUDGET},
         {"psram-mib", required_argument, NULL, OPT_PSRAM},
         {"spin-us", required_argument, NULL, OPT_SPIN},
+        {"parent-pid", required_argument, NULL, OPT_PARENT},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -208,6 +242,17 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_PARENT: {
+            uint32_t pid;
+            if (!parse_u32(optarg, 1, INT_MAX, &pid)) {
+                fprintf(stderr, "p4jit-sim: --parent-pid expects a process id, got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            if (!watch_parent(s, (pid_t)pid))
+                return 0; /* it is gone already */
+            break;
+        }
         case OPT_HELP:
             usage(stdout);
             return 0;
@@ -286,6 +331,7 @@ int main(int argc, char **argv)
     }
     p4_sim_machine_close(s);
     p4_sim_heap_destroy(&s->heap);
+    free(s->carry);
     free(s->rx_payload);
     free(s->tx_payload);
     return 0;
