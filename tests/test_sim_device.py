@@ -17,7 +17,7 @@ from sim_client import (ALLOC, CALL, CAP_CALL, CAP_CONSOLE, CAP_FAULTS, CAP_FREE
                         CAP_INSTRET, CAP_SIMULATOR, CONSOLE_CTL, ERR_BAD_ADDRESS, ERR_CHECKSUM,
                         ERR_UNKNOWN_CMD, FLAG_ERROR, FREE_ALL, INFO, L2_BASE, MALLOC_CAP_8BIT,
                         MALLOC_CAP_EXEC, MALLOC_CAP_INTERNAL, MALLOC_CAP_SPIRAM, MALLOC_CAP_TCM,
-                        PING, PSRAM_BASE, ROM_BASE, DeviceError, SimClient, frame, have_cross,
+                        PING, PSRAM_BASE, ROM_BASE, STACK_GUARD, DeviceError, SimClient, frame, have_cross,
                         load_kernel, sim_paths)
 
 needs_cross = pytest.mark.skipif(not have_cross(), reason="riscv64-unknown-elf-gcc not installed")
@@ -89,6 +89,7 @@ def test_info(dev, paths):
     assert L2_BASE < regions["l2sram"][0] < L2_BASE + 0xC0000
     assert regions["l2sram"][2] & MALLOC_CAP_INTERNAL and regions["l2sram"][2] & MALLOC_CAP_EXEC
     assert regions["rom"][0] == ROM_BASE and regions["rom"][2] == 0
+    assert regions["stack-guard"] == (STACK_GUARD, 0x1000, 0)
 
 
 def test_psram_size_option(paths):
@@ -148,8 +149,8 @@ def test_memory_round_trip_and_address_checks(dev):
 def test_free_all(dev):
     for _ in range(3):
         dev.alloc(1000)
-    count, nbytes = struct.unpack("<2I", dev.request(FREE_ALL))
-    assert count == 3 and nbytes == 3000
+    # host allocations, then what kernels malloc'ed (none here)
+    assert struct.unpack("<4I", dev.request(FREE_ALL)) == (3, 3000, 0, 0)
     assert dev.heap_info()[0] == 32 << 20
 
 

@@ -91,6 +91,7 @@ typedef struct {
     uint32_t cause;
     uint32_t pc;
     uint32_t tval;
+    uint32_t bad_free; /* first pointer device code free()d but never allocated */
     /* last access unicorn refused itself (unmapped/protection), for refining */
     bool mem_fault;
     int mem_type; /* uc_mem_type */
@@ -169,6 +170,10 @@ typedef struct p4_sim {
 
     /* heap */
     p4_sim_heap_t heap;
+    /* session heap: blocks device code allocated (sim_services.c) */
+    uint32_t *dev_slots;
+    uint32_t dev_cap, dev_count;
+    uint8_t *fw_snapshot; /* the ROM's .data/.bss after its init */
 
     /* console (UART0 FIFO) */
     char con_buf[P4_SIM_CONSOLE_LINE];
@@ -226,6 +231,20 @@ bool p4_sim_heap_setup(p4_sim_t *s);
 /* From the running kernel's clock check: poll the transport (busy mode),
  * send console text printed so far. True when the host cancelled the call. */
 bool p4_sim_busy_poll(p4_sim_t *s, uint64_t now);
+
+/* ------------------------------------------------------------------------ */
+/* sim_services.c (session heap)                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Keep the ROM's .data/.bss as its init left them (after p4_sim_rom_init). */
+bool p4_sim_session_snapshot(p4_sim_t *s);
+
+/* Start a clean session: free every block device code allocated and did not
+ * free (returns how many, *bytes their size) and restore the ROM's
+ * .data/.bss. Host allocations are untouched. */
+uint32_t p4_sim_session_reset(p4_sim_t *s, uint32_t *bytes);
+
+void p4_sim_session_release(p4_sim_t *s);
 
 /* ------------------------------------------------------------------------ */
 /* sim_rom.c                                                                 */

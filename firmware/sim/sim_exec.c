@@ -521,6 +521,7 @@ void p4_sim_machine_exec(p4_sim_t *s, uint32_t entry, uint32_t budget_ms, p4_exe
     uint32_t now_pc = 0;
     UC_CHECK(uc_reg_read(uc, UC_RISCV_REG_PC, &now_pc));
 
+    out->bad_free = r->bad_free;
     if (e == UC_ERR_OK && r->stop == P4_SIM_STOP_NONE && !r->mem_fault &&
         now_pc == P4_SIM_EXIT_ADDR) {
         out->status = P4_OK;

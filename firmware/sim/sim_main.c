@@ -171,6 +171,11 @@ static bool watch_parent(p4_sim_t *s, pid_t pid)
 
 static p4_sim_t sim;
 
+static uint32_t session_heap_free(void *ctx, uint32_t *bytes)
+{
+    return p4_sim_session_reset(ctx, bytes);
+}
+
 int main(int argc, char **argv)
 {
     p4_sim_t *s = &sim;
@@ -302,6 +307,7 @@ int main(int argc, char **argv)
         .table_cap = P4_SIM_TABLE_CAP,
         .v1_only = s->v1,
         .default_budget_ms = s->budget_ms,
+        .session_heap_free = s->v1 ? NULL : session_heap_free,
     };
     if (p4_core_init(&s->core, &cfg) != P4_OK) {
         fprintf(stderr, "p4jit-sim: core init failed\n");
@@ -312,6 +318,7 @@ int main(int argc, char **argv)
     if (!p4_sim_machine_open(s, err, sizeof err) || !p4_sim_heap_setup(s) ||
         !p4_sim_rom_load(s, s->rom_path, err, sizeof err) ||
         !p4_sim_machine_arm(s, err, sizeof err) || !p4_sim_rom_init(s, err, sizeof err) ||
+        !p4_sim_session_snapshot(s) ||
         (s->pty && !open_pty(s, err, sizeof err))) {
         fprintf(stderr, "p4jit-sim: %s\n", err[0] ? err : "start-up failed");
         return 1;
@@ -325,11 +332,13 @@ int main(int argc, char **argv)
             /* A pty client went away; the next one starts a fresh session.
              * Allocations stay: a client may reopen the port and go on. */
             p4_core_session_end(&s->core, false);
+            (void)p4_sim_session_reset(s, NULL); /* kernels' blocks, ROM data */
             (void)tcflush(s->pty_slave, TCIFLUSH); /* replies nobody will read */
             s->client_gone = false;
         }
     }
     p4_sim_machine_close(s);
+    p4_sim_session_release(s);
     p4_sim_heap_destroy(&s->heap);
     free(s->carry);
     free(s->rx_payload);

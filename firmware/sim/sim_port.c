@@ -110,13 +110,16 @@ void p4_port_device_info(void *ctx, p4_device_info_t *out)
     snprintf(out->target, sizeof out->target, "esp32p4-sim");
     memcpy(out->build_id, s->build_id, sizeof out->build_id);
     out->port_caps = P4_CAP_CONSOLE | P4_CAP_INSTRET | P4_CAP_FAULTS | P4_CAP_SIMULATOR |
-                     (s->v1 ? 0u : P4_CAP_CANCEL);
+                     (s->v1 ? 0u : P4_CAP_CANCEL | P4_CAP_SESSION_HEAP);
     uint32_t n = 0;
-    for (uint32_t i = 0; i < s->heap.count && n < 7; i++) {
+    for (uint32_t i = 0; i < s->heap.count && n < 6; i++) {
         const p4_sim_heap_region_t *h = &s->heap.regions[i];
         put_region(&out->regions[n++], h->base, h->size, h->caps, h->name);
     }
     /* The ROM window: the symbol bridge, not allocatable (caps 0). */
     put_region(&out->regions[n++], P4_SIM_ROM_BASE, s->rom_map_size, 0, "rom");
+    /* The stack guard (caps 0): a fault in it is a stack overflow. */
+    put_region(&out->regions[n++], P4_SIM_STACK_GUARD, P4_SIM_STACK_GUARD_SIZE, 0,
+               P4_REGION_STACK_GUARD);
     out->region_count = n;
 }

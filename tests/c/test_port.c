@@ -254,6 +254,9 @@ void p4_port_exec(void *ctx, p4_addr_t entry, uint32_t budget_ms, p4_exec_result
         exec_fault(out, P4_ERR_TIMEOUT, P4_CAUSE_TIMEOUT, entry + 8, 0);
     } else if (op == OP('B', 'S', 'Y')) {
         out->status = P4_ERR_BUSY;
+    } else if (op == OP('B', 'F', 'R')) {
+        out->status = P4_OK;
+        out->bad_free = tport_addr_live(t, entry + 4, 4) ? rd32(t, entry + 4, &rd_ok) : 0;
     } else if (op == OP('R', 'U', 'N')) {
         if (t->busy_len > 0)
             p4_core_feed(t->core, t->busy_in, t->busy_len);

@@ -10,6 +10,7 @@
  *   "TMO\0"               timeout
  *   "CON\0" u32 n text[n] console text via p4_core_console, a0 = n
  *   "BSY\0"               status P4_ERR_BUSY (a plain error)
+ *   "BFR\0" u32 addr      a call that free()d addr it never allocated (bad_free)
  *   "RUN\0"               a long kernel: feeds busy_in to the core (busy mode),
  *                         then stops with P4_ERR_CANCELLED (cause
  *                         P4_CAUSE_CANCELLED, pc entry + 4) if a cancel was

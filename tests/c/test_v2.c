@@ -510,6 +510,64 @@ static void test_cancel_too_late_and_session_end(void)
     fx_teardown(&fx);
 }
 
+/* ======================================================================== */
+/* Session heap                                                              */
+/* ======================================================================== */
+
+static uint32_t g_session_blocks;
+
+static uint32_t fake_session_heap_free(void *ctx, uint32_t *bytes)
+{
+    (void)ctx;
+    uint32_t n = g_session_blocks;
+    g_session_blocks = 0;
+    if (bytes != NULL)
+        *bytes = n * 100;
+    return n;
+}
+
+/* With a session heap FREE_ALL reports host and kernel blocks; a session
+ * end that frees allocations frees the kernels' too. */
+static void test_free_all_with_session_heap(void)
+{
+    fx_t fx;
+    fx_default(&fx);
+    fx.cfg.session_heap_free = fake_session_heap_free;
+    CHECK_EQ(p4_core_init(&fx.core, &fx.cfg), P4_OK);
+    (void)fx_alloc(&fx, 40, 0, 4);
+    g_session_blocks = 3;
+    frame_t f = fx_req(&fx, P4_CMD_FREE_ALL, NULL, 0);
+    expect_ok(&f, P4_CMD_FREE_ALL, P4_FREE_ALL_RESP_SESSION_SIZE);
+    if (f.len == 16) {
+        CHECK_EQ(p4_wire_get_u32(f.payload), 1);
+        CHECK_EQ(p4_wire_get_u32(f.payload + 4), 40);
+        CHECK_EQ(p4_wire_get_u32(f.payload + 8), 3);
+        CHECK_EQ(p4_wire_get_u32(f.payload + 12), 300);
+    }
+    g_session_blocks = 2;
+    p4_core_session_end(&fx.core, false);
+    CHECK_EQ(g_session_blocks, 2);
+    p4_core_session_end(&fx.core, true);
+    CHECK_EQ(g_session_blocks, 0);
+    fx_teardown(&fx);
+}
+
+/* A bad free() is reported in the CALL answer's word at offset 12. */
+static void test_call_reports_bad_free(void)
+{
+    fx_t fx;
+    fx_default(&fx);
+    uint8_t code[8] = {'B', 'F', 'R', 0, 0x34, 0x12, 0x00, 0x48};
+    uint32_t entry = put_code(&fx, code, sizeof code);
+    uint8_t call[P4_CALL_REQ_FIXED_SIZE] = {0};
+    fx_put32(call, entry);
+    frame_t f = fx_req(&fx, P4_CMD_CALL, call, sizeof call);
+    expect_ok(&f, P4_CMD_CALL, P4_CALL_RESP_FIXED_SIZE);
+    if (f.len == P4_CALL_RESP_FIXED_SIZE)
+        CHECK_EQ(p4_wire_get_u32(f.payload + P4_CALL_RESP_OFF_BAD_FREE), 0x48001234u);
+    fx_teardown(&fx);
+}
+
 #define T(fn) {#fn, fn}
 const test_case_t k_v2_tests[] = {
     T(test_crc32_matches_zlib),
@@ -532,6 +590,8 @@ const test_case_t k_v2_tests[] = {
     T(test_cancel_in_same_chunk),
     T(test_busy_call_oversize_and_straddling),
     T(test_cancel_too_late_and_session_end),
+    T(test_free_all_with_session_heap),
+    T(test_call_reports_bad_free),
 };
 #undef T
 const size_t k_v2_test_count = sizeof k_v2_tests / sizeof k_v2_tests[0];

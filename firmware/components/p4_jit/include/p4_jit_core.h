@@ -43,6 +43,11 @@ typedef struct {
     uint32_t table_cap;
     bool v1_only;                /* answer like the original firmware */
     uint32_t default_budget_ms;  /* EXEC/CALL budget when the host sends 0 */
+    /* Optional (P4_CAP_SESSION_HEAP ports): free what device code allocated
+     * and did not free, restore the firmware's own state; returns the block
+     * count, *bytes their size. Called by FREE_ALL (which then reports both)
+     * and by p4_core_session_end(core, true). NULL: the port has none. */
+    uint32_t (*session_heap_free)(void *port_ctx, uint32_t *bytes);
 } p4_core_config_t;
 
 /* Frame parser states (exposed so the struct can live on the stack). */

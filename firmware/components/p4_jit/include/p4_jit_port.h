@@ -33,6 +33,10 @@ typedef struct {
     uint32_t pc;
     uint32_t tval;
     uint32_t regs[32];
+    /* Session heap ports (P4_CAP_SESSION_HEAP): the first pointer the code
+     * passed to free() that it never allocated (the free was ignored); 0 =
+     * none. Reported in the CALL answer. */
+    uint32_t bad_free;
 } p4_exec_result_t;
 
 /* One memory region the device can allocate from (INFO). */

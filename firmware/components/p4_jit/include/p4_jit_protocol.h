@@ -308,6 +308,22 @@ static inline void p4_wire_put_header(uint8_t hdr[P4_HEADER_SIZE], uint8_t cmd, 
  * payload), everything else is answered P4_ERR_BUSY at once. */
 #define P4_BUSY_PAYLOAD_MAX 64u
 
+/* Session heap (P4_CAP_SESSION_HEAP): device code's malloc family is tracked
+ * per session.
+ *  - FREE_ALL's OK payload grows to 16 bytes: u32 count, u32 bytes (host
+ *    allocations, as before), u32 kernel_count, u32 kernel_bytes (blocks
+ *    device code allocated and never freed, reclaimed too). The firmware's
+ *    own .data/.bss is restored as well.
+ *  - CALL's OK payload word at this offset (the former reserved 0) is
+ *    bad_free: the first pointer the code passed to free() that it never
+ *    allocated (the free was ignored); 0 = none. */
+#define P4_FREE_ALL_RESP_SESSION_SIZE 16u
+#define P4_CALL_RESP_OFF_BAD_FREE 12u
+
+/* INFO region name (caps 0) of the stack guard: a load/store fault whose
+ * tval lies in that region is a stack overflow. */
+#define P4_REGION_STACK_GUARD "stack-guard"
+
 #ifdef __cplusplus
 }
 #endif

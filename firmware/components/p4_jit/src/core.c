@@ -92,8 +92,11 @@ void p4_core_session_end(p4_core_t *core, bool free_allocations)
     core->console_v2 = false;
     core->cancel_requested = false;
     core->cancel_ack_pending = false;
-    if (free_allocations)
+    if (free_allocations) {
         (void)p4_core_free_all(core, NULL);
+        if (core->cfg.session_heap_free != NULL)
+            (void)core->cfg.session_heap_free(core->cfg.port_ctx, NULL);
+    }
 }
 
 bool p4_core_console(p4_core_t *core, const char *text, size_t len)

@@ -239,14 +239,26 @@ static uint32_t cmd_info(p4_core_t *core, const uint8_t *req, uint32_t len)
     return P4_OK;
 }
 
-/* FREE_ALL: -> count, bytes. */
+/* FREE_ALL: -> count, bytes [, kernel_count, kernel_bytes with a session
+ * heap: what device code had allocated and not freed]. */
 static uint32_t cmd_free_all(p4_core_t *core, const uint8_t *req, uint32_t len)
 {
     (void)req;
     P4_VERIFY(len == 0, P4_ERR_UNKNOWN_CMD);
     uint32_t bytes = 0;
     uint32_t count = p4_core_free_all(core, &bytes);
-    send_u32x2(core, P4_CMD_FREE_ALL, count, bytes);
+    if (core->cfg.session_heap_free == NULL) {
+        send_u32x2(core, P4_CMD_FREE_ALL, count, bytes);
+        return P4_OK;
+    }
+    uint32_t kbytes = 0;
+    uint32_t kcount = core->cfg.session_heap_free(core->cfg.port_ctx, &kbytes);
+    uint8_t p[16];
+    p4_wire_put_u32(p, count);
+    p4_wire_put_u32(p + 4, bytes);
+    p4_wire_put_u32(p + 8, kcount);
+    p4_wire_put_u32(p + 12, kbytes);
+    p4_frame_send_ok(core, P4_CMD_FREE_ALL, p, sizeof p);
     return P4_OK;
 }
 
