@@ -2,8 +2,10 @@
  * sim.h — the virtual ESP32-P4 (p4jit-sim): one context struct and the seams
  * between its files.
  *
- *   sim_main.c     options, transport (--fd / --pty), start-up, serve loop
- *   sim_port.c     every p4_port_* hook of p4_jit_port.h, on top of the rest
+ *   sim_main.c     options, the pty, the parent watch
+ *   sim_start.c    start-up, the serve loop, shut-down
+ *   sim_transport.c  p4_port_read/write: socket or pty, spin, sessions, busy polling
+ *   sim_port.c     the other p4_port_* hooks of p4_jit_port.h
  *   sim_memory.c   the emulated chip's memory map in Unicorn: RAM/ROM areas,
  *                  console UART, trap areas, PMP, engine open/close
  *   sim_exec.c     running code: instruction counting, counter CSRs, faults,
@@ -185,6 +187,20 @@ typedef struct p4_sim {
     uint8_t *tx_payload;
     p4_alloc_entry_t table[P4_SIM_TABLE_CAP];
 } p4_sim_t;
+
+/* ------------------------------------------------------------------------ */
+/* sim_start.c                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Bring the device up (options and transport fields already set): buffers,
+ * core, the emulated chip, heap, ROM, PMP, the ROM's init. */
+bool p4_sim_start(p4_sim_t *s, char *err, size_t errlen);
+
+/* Serve sessions until the transport is closed for good. */
+void p4_sim_serve(p4_sim_t *s);
+
+/* Release everything p4_sim_start and the sessions acquired. */
+void p4_sim_stop(p4_sim_t *s);
 
 static inline uint64_t p4_sim_now_ns(void)
 {

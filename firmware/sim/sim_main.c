@@ -171,11 +171,6 @@ static bool watch_parent(p4_sim_t *s, pid_t pid)
 
 static p4_sim_t sim;
 
-static uint32_t session_heap_free(void *ctx, uint32_t *bytes)
-{
-    return p4_sim_session_reset(ctx, bytes);
-}
-
 int main(int argc, char **argv)
 {
     p4_sim_t *s = &sim;
@@ -290,58 +285,12 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
 
-    /* Buffers are touched only as far as frames use them. */
-    s->rx_payload = malloc(P4_SIM_MAX_PAYLOAD);
-    s->tx_payload = malloc(P4_SIM_MAX_PAYLOAD);
-    if (s->rx_payload == NULL || s->tx_payload == NULL) {
-        fprintf(stderr, "p4jit-sim: out of memory\n");
-        return 1;
-    }
-    p4_core_config_t cfg = {
-        .port_ctx = s,
-        .rx_payload = s->rx_payload,
-        .rx_payload_cap = P4_SIM_MAX_PAYLOAD,
-        .tx_payload = s->tx_payload,
-        .tx_payload_cap = P4_SIM_MAX_PAYLOAD,
-        .table = s->table,
-        .table_cap = P4_SIM_TABLE_CAP,
-        .v1_only = s->v1,
-        .default_budget_ms = s->budget_ms,
-        .session_heap_free = s->v1 ? NULL : session_heap_free,
-    };
-    if (p4_core_init(&s->core, &cfg) != P4_OK) {
-        fprintf(stderr, "p4jit-sim: core init failed\n");
-        return 1;
-    }
-
     char err[ERR_LEN] = "";
-    if (!p4_sim_machine_open(s, err, sizeof err) || !p4_sim_heap_setup(s) ||
-        !p4_sim_rom_load(s, s->rom_path, err, sizeof err) ||
-        !p4_sim_machine_arm(s, err, sizeof err) || !p4_sim_rom_init(s, err, sizeof err) ||
-        !p4_sim_session_snapshot(s) ||
-        (s->pty && !open_pty(s, err, sizeof err))) {
+    if (!p4_sim_start(s, err, sizeof err) || (s->pty && !open_pty(s, err, sizeof err))) {
         fprintf(stderr, "p4jit-sim: %s\n", err[0] ? err : "start-up failed");
         return 1;
     }
-
-    for (;;) {
-        p4_core_run(&s->core);
-        if (s->closed)
-            break;
-        if (s->client_gone) {
-            /* A pty client went away; the next one starts a fresh session.
-             * Allocations stay: a client may reopen the port and go on. */
-            p4_core_session_end(&s->core, false);
-            (void)p4_sim_session_reset(s, NULL); /* kernels' blocks, ROM data */
-            (void)tcflush(s->pty_slave, TCIFLUSH); /* replies nobody will read */
-            s->client_gone = false;
-        }
-    }
-    p4_sim_machine_close(s);
-    p4_sim_session_release(s);
-    p4_sim_heap_destroy(&s->heap);
-    free(s->carry);
-    free(s->rx_payload);
-    free(s->tx_payload);
+    p4_sim_serve(s);
+    p4_sim_stop(s);
     return 0;
 }

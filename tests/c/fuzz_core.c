@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "p4_jit_core.h"
+#include "fuzz_check.h"
 #include "test_port.h"
 
 #define FZ_RX_CAP 2048u
@@ -30,71 +31,6 @@
 #define FZ_MEM (64u * 1024u)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check_output(const tport_t *t)
-{
-    const uint8_t *p = t->out;
-    size_t left = t->out_len;
-    while (left > 0) {
-        if (left < P4_FRAME_OVERHEAD || p[0] != P4_MAGIC0 || p[1] != P4_MAGIC1)
-            __builtin_trap();
-        uint32_t len = p4_wire_get_u32(p + P4_HDR_OFF_LEN);
-        bool v2 = (p[P4_HDR_OFF_FLAGS] & P4_FLAG_V2) != 0;
-        uint8_t flags = (uint8_t)(p[P4_HDR_OFF_FLAGS] & ~P4_FLAG_V2);
-        size_t hdr = v2 ? P4_HEADER_SIZE + P4_V2_SEQ_SIZE : P4_HEADER_SIZE;
-        size_t overhead = v2 ? P4_V2_FRAME_OVERHEAD : P4_FRAME_OVERHEAD;
-        if (flags != P4_FLAG_OK && flags != P4_FLAG_ERROR && flags != P4_FLAG_EVENT)
-            __builtin_trap();
-        if (left < overhead || left - overhead < len)
-            __builtin_trap();
-        if (flags == P4_FLAG_ERROR && len < 4)
-            __builtin_trap();
-        if (v2) {
-            if (p4_crc32_update(0, p, hdr + (size_t)len) != p4_wire_get_u32(p + hdr + len))
-                __builtin_trap();
-        } else {
-            uint16_t sum = (uint16_t)p4_wire_sum(0, p, hdr + (size_t)len);
-            if (sum != p4_wire_get_u16(p + hdr + len))
-                __builtin_trap();
-        }
-        p += overhead + len;
-        left -= overhead + len;
-    }
-}
-
-/* { cmd, len u16, payload } records -> a stream of well-formed requests
- * (v2 framing with seq = record index when v2 is true). */
-static uint8_t *frame_records(const uint8_t *in, size_t size, bool v2, size_t *out_size)
-{
-    /* Each record grows by at most P4_V2_FRAME_OVERHEAD - 3 bytes. */
-    uint8_t *out = malloc(size * 6 + P4_V2_FRAME_OVERHEAD);
-    uint32_t seq = 0;
-    size_t o = 0, i = 0;
-    while (size - i >= 3) {
-        uint8_t cmd = in[i];
-        uint32_t len = p4_wire_get_u16(in + i + 1);
-        i += 3;
-        if (len > size - i)
-            len = (uint32_t)(size - i);
-        if (v2) {
-            size_t hdr = P4_HEADER_SIZE + P4_V2_SEQ_SIZE;
-            p4_wire_put_header(out + o, cmd, P4_FLAG_V2, len);
-            p4_wire_put_u32(out + o + P4_HEADER_SIZE, seq++);
-            memcpy(out + o + hdr, in + i, len);
-            p4_wire_put_u32(out + o + hdr + len, p4_crc32_update(0, out + o, hdr + (size_t)len));
-            o += P4_V2_FRAME_OVERHEAD + len;
-        } else {
-            p4_wire_put_header(out + o, cmd, P4_FLAG_REQUEST, len);
-            memcpy(out + o + P4_HEADER_SIZE, in + i, len);
-            uint32_t sum = p4_wire_sum(0, out + o, P4_HEADER_SIZE + (size_t)len);
-            p4_wire_put_u16(out + o + P4_HEADER_SIZE + len, (uint16_t)sum);
-            o += P4_FRAME_OVERHEAD + len;
-        }
-        i += len;
-    }
-    *out_size = o;
-    return out;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -134,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     uint8_t *framed = NULL;
     if (mode & 0x20) {
-        framed = frame_records(data, size, (mode & 0x40) != 0, &size);
+        framed = fuzz_frame_records(data, size, (mode & 0x40) != 0, &size);
         data = framed;
     }
 
@@ -162,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
-    check_output(&t);
+    if (!fuzz_frames_well_formed(t.out, t.out_len))
+        __builtin_trap();
     if (t.violations != 0 || core.table_used != tport_live_blocks(&t))
         __builtin_trap();
     uint32_t live = core.table_used;
