@@ -422,6 +422,9 @@ ENTRY unsigned f(void){ return deep(100000); }"""
     f = fault_of(dev, entry)
     assert f.cause == CAUSE_STORE_ACCESS
     assert STACK_GUARD <= f.tval < STACK_GUARD + 0x1000
+    # INFO names the guard, so a host can say "stack overflow in <function>".
+    regions = {name: (base, size) for name, base, size, _ in dev.info()["regions"]}
+    assert regions["stack-guard"] == (STACK_GUARD, 0x1000)
     assert STACK_GUARD - 0x100 < f.regs[2] < STACK_GUARD + 0x1000  # sp at the guard
 
 
