@@ -7,7 +7,6 @@ address the device allocated (tests/sim_client.py: build_kernel/load_kernel).
 from __future__ import annotations
 
 import struct
-import time
 
 import pytest
 
@@ -437,16 +436,12 @@ def test_abort_is_a_breakpoint_fault(dev):
 
 def test_infinite_loop_times_out_and_device_answers(dev):
     entry = load_kernel(dev, "ENTRY unsigned f(void){ for (;;) __asm__ volatile(\"\"); }")
-    t0 = time.monotonic()
-    f = fault_of(dev, entry, ERR_TIMEOUT)  # --budget-ms 400
-    elapsed = time.monotonic() - t0
-    assert 0.35 < elapsed < 2.0
+    f = fault_of(dev, entry, ERR_TIMEOUT)  # --budget-ms 400 (how soon: make bench)
     assert f.cause == CAUSE_TIMEOUT and entry <= f.pc < entry + 16 and f.instret > 1_000_000
-    # A per-call budget overrides the default.
-    t0 = time.monotonic()
+    # A per-call budget ends it too.
     with pytest.raises(DeviceError) as e:
         dev.call(entry, 0, 100)
-    assert e.value.code == ERR_TIMEOUT and time.monotonic() - t0 < 0.4
+    assert e.value.code == ERR_TIMEOUT and e.value.fault.cause == CAUSE_TIMEOUT
     assert dev.exec(load_kernel(dev, "ENTRY unsigned f(void){ return 8; }")) == 8
 
 
