@@ -4,10 +4,11 @@
  *   p4jit-sim --fd N      serve the protocol on inherited fd N (a socketpair
  *                         end); exit 0 when it reaches EOF
  *   p4jit-sim --pty       open a pseudo-terminal, print its slave path on the
- *                         first stdout line, serve until killed
+ *                         first stdout line, serve until killed (or until
+ *                         --parent-pid exits)
  *
- * Start-up: buffers and core, the emulated chip, the heap, the ROM image,
- * PMP, the ROM's init; then the core's run loop until the host goes away.
+ * This file: options, the pty, the parent watch. Start-up, the serve loop
+ * and shut-down are sim_start.c's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
