@@ -483,6 +483,46 @@ static void test_busy_call_oversize_and_straddling(void)
     fx_teardown(&fx);
 }
 
+/* A CALL that began while a kernel ran and ended after it is served from
+ * its own copy: the busy buffer it was received in is reused while the CALL's
+ * own kernel runs (found by fuzz_core). */
+static void test_request_straddling_a_run_keeps_its_payload(void)
+{
+    fx_t fx;
+    fx_default(&fx);
+    uint32_t entry = put_code(&fx, k_run_code, sizeof k_run_code);
+    uint32_t data = fx_alloc(&fx, 4, 0, 4);
+    fx_write(&fx, data, "\x11\x22\x33\x44", 4);
+    uint8_t call[P4_CALL_REQ_FIXED_SIZE + P4_CALL_READ_SIZE] = {0};
+    fx_put32(call, entry);
+    p4_wire_put_u16(call + 14, 1); /* one read */
+    fx_put32(call + 16, data);
+    fx_put32(call + 20, 4);
+    uint8_t callf[64];
+    size_t ncall = build_frame(callf, P4_CMD_CALL, 0, call, sizeof call);
+
+    /* The CALL's first 30 bytes arrive while an EXEC runs... */
+    fx.t.busy_in = callf;
+    fx.t.busy_len = 30;
+    uint8_t req[32];
+    CHECK_EQ(fx_feed(&fx, req, exec_req(req, entry)), 1);
+    expect_ok(&fx.frames[0], P4_CMD_EXEC, 4);
+    /* ...the rest after it; while the CALL's kernel runs, other bytes fill
+     * the busy buffer (a PING that never ends). */
+    uint8_t junk[40];
+    memset(junk, 0xFF, sizeof junk);
+    uint8_t busy[64];
+    size_t nb = build_frame(busy, P4_CMD_PING, 0, junk, sizeof junk);
+    fx.t.busy_in = busy;
+    fx.t.busy_len = nb - 4;
+    CHECK_EQ(fx_feed(&fx, callf + 30, ncall - 30), 1);
+    expect_ok(&fx.frames[0], P4_CMD_CALL, P4_CALL_RESP_FIXED_SIZE + 4);
+    if (fx.frames[0].len == P4_CALL_RESP_FIXED_SIZE + 4)
+        CHECK(memcmp(fx.frames[0].payload + P4_CALL_RESP_FIXED_SIZE, "\x11\x22\x33\x44", 4) == 0);
+    p4_core_rx_gap(&fx.core); /* drop the unfinished PING */
+    fx_teardown(&fx);
+}
+
 /* A CANCEL arriving just as the kernel ends (the port did not stop it): the
  * call's own answer, then CANCEL OK. A session end forgets a pending one. */
 static void test_cancel_too_late_and_session_end(void)
@@ -589,6 +629,7 @@ const test_case_t k_v2_tests[] = {
     T(test_cancel_idle),
     T(test_cancel_in_same_chunk),
     T(test_busy_call_oversize_and_straddling),
+    T(test_request_straddling_a_run_keeps_its_payload),
     T(test_cancel_too_late_and_session_end),
     T(test_free_all_with_session_heap),
     T(test_call_reports_bad_free),

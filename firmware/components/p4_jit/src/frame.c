@@ -222,6 +222,16 @@ static void frame_checksum_done(p4_core_t *core)
     }
     core->reply_v2 = v2;
     core->reply_seq = seq;
+    if (payload == core->busy_payload && len > 0) {
+        /* Begun while a kernel ran, ended after it: move it out of the busy
+         * buffer, which the next kernel's busy mode reuses. */
+        if (len > core->cfg.rx_payload_cap) {
+            p4_frame_send_error(core, cmd, P4_ERR_TOO_LARGE);
+            return;
+        }
+        memcpy(core->cfg.rx_payload, payload, len);
+        payload = core->cfg.rx_payload;
+    }
     p4_dispatch_request(core, cmd, payload, len);
 }
 
