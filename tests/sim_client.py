@@ -19,6 +19,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -28,21 +29,24 @@ ROOT = Path(__file__).resolve().parent.parent
 # ---- wire constants (test-only copy of p4_jit_protocol.h) -----------------------------------
 
 MAGIC = b"\xA5\x5A"
-FLAG_REQUEST, FLAG_OK, FLAG_ERROR, FLAG_EVENT = 0x00, 0x01, 0x02, 0x04
+FLAG_REQUEST, FLAG_OK, FLAG_ERROR, FLAG_EVENT, FLAG_V2 = 0x00, 0x01, 0x02, 0x04, 0x80
 
 PING, INFO, ALLOC, FREE, FREE_ALL = 0x01, 0x02, 0x10, 0x11, 0x12
 WRITE_MEM, READ_MEM, EXEC, CALL, HEAP_INFO = 0x20, 0x21, 0x30, 0x31, 0x40
-CONSOLE_CTL, CONSOLE = 0x50, 0x51
+CONSOLE_CTL, CONSOLE, CANCEL = 0x50, 0x51, 0x32
 
 ERR_CHECKSUM, ERR_UNKNOWN_CMD, ERR_ALLOC_FAILED, ERR_BAD_ADDRESS = 1, 2, 3, 4
-ERR_TOO_LARGE, ERR_FAULT, ERR_TIMEOUT = 5, 6, 7
+ERR_TOO_LARGE, ERR_FAULT, ERR_TIMEOUT, ERR_BUSY, ERR_CANCELLED = 5, 6, 7, 8, 12
 
 CAP_INFO, CAP_CALL, CAP_FREE_ALL, CAP_CONSOLE = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 CAP_INSTRET, CAP_FAULTS, CAP_SIMULATOR = 1 << 4, 1 << 5, 1 << 6
+CAP_FRAMING_V2, CAP_CANCEL, CAP_SESSION_HEAP = 1 << 8, 1 << 9, 1 << 10
 
 CAUSE_FETCH_ACCESS, CAUSE_ILLEGAL_INSN, CAUSE_BREAKPOINT = 1, 2, 3
 CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_ECALL_M = 5, 7, 11
-CAUSE_TIMEOUT = 0xFFFFFFFF
+CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE = 4, 6
+CAUSE_TIMEOUT, CAUSE_CANCELLED = 0xFFFFFFFF, 0xFFFFFFFE
+FRAME_GAP_MS = 500  # P4_FRAME_GAP_MS
 
 MALLOC_CAP_EXEC, MALLOC_CAP_32BIT, MALLOC_CAP_8BIT = 1 << 0, 1 << 1, 1 << 2
 MALLOC_CAP_SPIRAM, MALLOC_CAP_INTERNAL, MALLOC_CAP_DEFAULT = 1 << 10, 1 << 11, 1 << 12
@@ -66,6 +70,12 @@ def byte_sum(data: bytes) -> int:
 def frame(cmd: int, payload: bytes = b"", flags: int = FLAG_REQUEST) -> bytes:
     head = MAGIC + bytes([cmd, flags]) + struct.pack("<I", len(payload))
     return head + payload + struct.pack("<H", (sum(head) + byte_sum(payload)) & 0xFFFF)
+
+
+def frame_v2(cmd: int, payload: bytes = b"", seq: int = 0, flags: int = FLAG_REQUEST) -> bytes:
+    """A v2 frame: header with P4_FLAG_V2, seq u32, payload, CRC-32 (zlib) of all that."""
+    body = MAGIC + bytes([cmd, flags | FLAG_V2]) + struct.pack("<II", len(payload), seq) + payload
+    return body + struct.pack("<I", zlib.crc32(body))
 
 
 # ---- errors --------------------------------------------------------------------------------
@@ -92,7 +102,7 @@ class Fault:
 class DeviceError(Exception):
     def __init__(self, cmd: int, code: int, detail: bytes = b"") -> None:
         self.cmd, self.code, self.detail = cmd, code, detail
-        has_fault = code in (ERR_FAULT, ERR_TIMEOUT) and len(detail) >= 148
+        has_fault = code in (ERR_FAULT, ERR_TIMEOUT, ERR_CANCELLED) and len(detail) >= 148
         self.fault = Fault.parse(detail) if has_fault else None
         super().__init__(f"command 0x{cmd:02x}: device error {code}"
                          + (f" {self.fault}" if self.fault else ""))
@@ -162,8 +172,9 @@ class SimClient:
                 raise ConnectionError("p4jit-sim closed the link")
             self._buf += chunk
 
-    def recv_frame(self, timeout: float = 10.0) -> Tuple[int, int, bytes]:
-        """Next frame (cmd, flags, payload); console events are collected on the way."""
+    def recv_any(self, timeout: float = 10.0) -> Tuple[int, int, bytes, Optional[int]]:
+        """Next frame of either framing, events included: (cmd, flags without
+        FLAG_V2, payload, seq or None for v1). Checks the checksum/CRC."""
         while True:
             self._fill(2, timeout)
             start = self._buf.find(MAGIC)
@@ -173,12 +184,26 @@ class SimClient:
             del self._buf[:start]
             self._fill(8, timeout)
             cmd, flags, n = self._buf[2], self._buf[3], struct.unpack_from("<I", self._buf, 4)[0]
+            if flags & FLAG_V2:
+                self._fill(16 + n, timeout)
+                (seq,) = struct.unpack_from("<I", self._buf, 8)
+                payload = bytes(self._buf[12:12 + n])
+                (crc,) = struct.unpack_from("<I", self._buf, 12 + n)
+                assert crc == zlib.crc32(self._buf[:12 + n]), "bad CRC from device"
+                del self._buf[:16 + n]
+                return cmd, flags & ~FLAG_V2, payload, seq
             self._fill(10 + n, timeout)
             payload = bytes(self._buf[8:8 + n])
             (check,) = struct.unpack_from("<H", self._buf, 8 + n)
             want = (sum(self._buf[:8]) + byte_sum(payload)) & 0xFFFF
             assert check == want, "bad checksum from device"
             del self._buf[:10 + n]
+            return cmd, flags, payload, None
+
+    def recv_frame(self, timeout: float = 10.0) -> Tuple[int, int, bytes]:
+        """Next frame (cmd, flags, payload); console events are collected on the way."""
+        while True:
+            cmd, flags, payload, _ = self.recv_any(timeout)
             if flags == FLAG_EVENT and cmd == CONSOLE:
                 self.console.append(payload)
                 continue

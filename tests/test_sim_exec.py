@@ -11,7 +11,7 @@ import struct
 import pytest
 
 from sim_client import (CAUSE_BREAKPOINT, CAUSE_ECALL_M, CAUSE_FETCH_ACCESS, CAUSE_ILLEGAL_INSN,
-                        CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_TIMEOUT, ERR_FAULT,
+                        CAUSE_LOAD_ACCESS, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE, CAUSE_STORE_ACCESS, CAUSE_TIMEOUT, ERR_FAULT,
                         ERR_TIMEOUT, MALLOC_CAP_INTERNAL, MALLOC_CAP_SPIRAM, PSRAM_BASE, ROM_BASE,
                         STACK_GUARD, STACK_TOP, DeviceError, SimClient, build_kernel, have_cross,
                         load_kernel, sim_paths)
@@ -421,6 +421,9 @@ ENTRY unsigned f(void){ return deep(100000); }"""
     f = fault_of(dev, entry)
     assert f.cause == CAUSE_STORE_ACCESS
     assert STACK_GUARD <= f.tval < STACK_GUARD + 0x1000
+    # INFO names the guard, so a host can say "stack overflow in <function>".
+    regions = {name: (base, size) for name, base, size, _ in dev.info()["regions"]}
+    assert regions["stack-guard"] == (STACK_GUARD, 0x1000)
     assert STACK_GUARD - 0x100 < f.regs[2] < STACK_GUARD + 0x1000  # sp at the guard
 
 
@@ -433,12 +436,12 @@ def test_abort_is_a_breakpoint_fault(dev):
 
 def test_infinite_loop_times_out_and_device_answers(dev):
     entry = load_kernel(dev, "ENTRY unsigned f(void){ for (;;) __asm__ volatile(\"\"); }")
-    f = fault_of(dev, entry, ERR_TIMEOUT)  # --budget-ms 400 (how long it takes: make bench)
+    f = fault_of(dev, entry, ERR_TIMEOUT)  # --budget-ms 400 (how soon: make bench)
     assert f.cause == CAUSE_TIMEOUT and entry <= f.pc < entry + 16 and f.instret > 1_000_000
-    # A per-call budget is honoured too.
+    # A per-call budget ends it too.
     with pytest.raises(DeviceError) as e:
         dev.call(entry, 0, 100)
-    assert e.value.code == ERR_TIMEOUT
+    assert e.value.code == ERR_TIMEOUT and e.value.fault.cause == CAUSE_TIMEOUT
     assert dev.exec(load_kernel(dev, "ENTRY unsigned f(void){ return 8; }")) == 8
 
 
@@ -470,3 +473,21 @@ f:  or a0, t0, s1
 """
     dev.exec(load_kernel(dev, dirty, lang="S"))
     assert dev.exec(load_kernel(dev, probe, lang="S")) == 0
+
+
+@pytest.mark.parametrize("insn, cause", [("amoadd.w a0, a0, (a1)", CAUSE_MISALIGNED_STORE),
+                                         ("amoswap.w a0, a0, (a1)", CAUSE_MISALIGNED_STORE),
+                                         ("lr.w a0, (a1)", CAUSE_MISALIGNED_LOAD)])
+def test_misaligned_amo_is_a_store_fault_and_lr_a_load_fault(dev, insn, cause):
+    src = f"""
+    .section .text.entry
+    .globl f
+f:  addi a1, sp, -6
+    li a0, 1
+    {insn}
+    ret
+"""
+    entry = load_kernel(dev, src, lang="S")
+    f = fault_of(dev, entry)
+    assert f.cause == cause and f.tval == STACK_TOP - 6
+    assert f.pc == entry + 6  # addi (4), c.li (2), then the atomic

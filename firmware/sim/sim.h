@@ -2,16 +2,23 @@
  * sim.h — the virtual ESP32-P4 (p4jit-sim): one context struct and the seams
  * between its files.
  *
- *   sim_main.c     options, transport (--fd / --pty), start-up, serve loop
- *   sim_port.c     every p4_port_* hook of p4_jit_port.h, on top of the rest
- *   sim_machine.c  the emulated chip in Unicorn: memory map, PMP, execution,
- *                  instruction counting, counter CSRs, faults, budget, console
+ *   sim_main.c     options, the pty, the parent watch
+ *   sim_start.c    start-up, the serve loop, shut-down
+ *   sim_transport.c  p4_port_read/write: socket or pty, spin, sessions, busy polling
+ *   sim_port.c     the other p4_port_* hooks of p4_jit_port.h
+ *   sim_memory.c   the emulated chip's memory map in Unicorn: RAM/ROM areas,
+ *                  console UART, trap areas, PMP, engine open/close
+ *   sim_exec.c     running code: instruction counting, counter CSRs, faults,
+ *                  budget
+ *   sim_services.c the ROM's ecall services (heap)
  *   sim_rom.c      loading the ROM ELF (libelf) and running its init
  *   sim_insn.c     the few RISC-V decoding facts the machine needs
  *   sim_heap.c     the capability-aware allocator
  *   sim_unicorn_fixes.c  work-arounds for the Unicorn version linked
  *
- * Only sim_machine.c and sim_rom.c include <unicorn/unicorn.h>.
+ * <unicorn/unicorn.h> is included by sim_machine_internal.h (for
+ * sim_memory.c, sim_exec.c, sim_services.c), sim_rom.c and
+ * sim_unicorn_fixes.c; this header stays free of it.
  */
 #ifndef SIM_H
 #define SIM_H
@@ -19,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "p4_jit_core.h"
 #include "p4_sim_layout.h"
@@ -37,6 +45,9 @@
  * host link's policy and constants, shared (ext/p4_spin.h). */
 #define P4_SIM_DEFAULT_SPIN_US P4_SPIN_US_DEFAULT
 #define P4_SIM_MAX_SPIN_US P4_SPIN_US_MAX
+/* While a kernel runs the transport is polled at most this often (busy
+ * mode: PING/CANCEL/BUSY, console text as it is printed). */
+#define P4_SIM_BUSY_POLL_NS 1000000u
 #define P4_SIM_MAX_RAM 8u
 #define P4_SIM_CONSOLE_LINE 1024u
 
@@ -59,6 +70,7 @@ typedef enum {
     P4_SIM_STOP_FAULT,    /* precise fault recorded by a hook */
     P4_SIM_STOP_TIMEOUT,  /* budget exhausted */
     P4_SIM_STOP_RESTART,  /* re-run from restart_pc (code hooks were added) */
+    P4_SIM_STOP_CANCEL,   /* the host cancelled the call */
 } p4_sim_stop_t;
 
 /* State of the call being run. */
@@ -75,6 +87,7 @@ typedef struct {
     uint32_t cause;
     uint32_t pc;
     uint32_t tval;
+    uint32_t bad_free; /* first pointer device code free()d but never allocated */
     /* last access unicorn refused itself (unmapped/protection), for refining */
     bool mem_fault;
     int mem_type; /* uc_mem_type */
@@ -94,6 +107,15 @@ typedef struct {
     uint64_t hook; /* uc_hook */
 } p4_sim_csr_site_t;
 
+struct p4_sim;
+
+/* An instruction extension (e.g. PIE) offered every illegal instruction:
+ * return true after executing the instruction at pc (`insn`, `len` bytes)
+ * and setting the pc to resume at; false lets it fault: as an illegal
+ * instruction, or with the *cause / *tval it set (a faulting access). */
+typedef bool (*p4_sim_illegal_insn_fn)(struct p4_sim *s, uint32_t pc, uint32_t insn,
+                                       uint32_t len, uint32_t *cause, uint32_t *tval);
+
 typedef struct p4_sim {
     /* options */
     uint32_t psram_mib;
@@ -106,10 +128,16 @@ typedef struct p4_sim {
     bool pty;
     int pty_slave;  /* held open so the master never sees EIO between clients */
     int inotify;    /* client open/close on the slave, -1 if unavailable */
+    uint32_t pty_clients; /* clients that have the slave open */
+    uint8_t *carry;       /* a new client's bytes read as the old session ended */
+    size_t carry_len, carry_pos;
+    int parent_fd;        /* pidfd of --parent-pid (readable when it exits), -1 */
     bool client_gone;
     bool closed;
     bool fd_socket;       /* --fd is a socket: non-blocking reads with MSG_DONTWAIT */
     p4_spin_t spin;       /* retry I/O for spin.budget_us before sleeping (--spin-us) */
+    uint64_t busy_next_ns;   /* next transport poll while a kernel runs */
+    uint64_t busy_rx_ns;     /* last byte received while it runs */
 
     /* the chip */
     void *uc; /* uc_engine * */
@@ -124,7 +152,8 @@ typedef struct p4_sim {
     p4_sim_csr_site_t *csr_sites;
     uint32_t csr_count, csr_cap;
     bool in_exec;
-    struct p4_pie *pie; /* PIE state (pie/pie.h) */
+    p4_sim_illegal_insn_fn illegal_insn; /* NULL: none (PIE sets it: pie/pie.h) */
+    struct p4_pie *pie;                  /* PIE state (pie/pie.h) */
 
     /* ROM */
     uint8_t build_id[32];
@@ -134,6 +163,10 @@ typedef struct p4_sim {
 
     /* heap */
     p4_sim_heap_t heap;
+    /* session heap: blocks device code allocated (sim_services.c) */
+    uint32_t *dev_slots;
+    uint32_t dev_cap, dev_count;
+    uint8_t *fw_snapshot; /* the ROM's .data/.bss after its init */
 
     /* console (UART0 FIFO) */
     char con_buf[P4_SIM_CONSOLE_LINE];
@@ -147,7 +180,28 @@ typedef struct p4_sim {
 } p4_sim_t;
 
 /* ------------------------------------------------------------------------ */
-/* sim_machine.c                                                             */
+/* sim_start.c                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Bring the device up (options and transport fields already set): buffers,
+ * core, the emulated chip, heap, ROM, PMP, the ROM's init. */
+bool p4_sim_start(p4_sim_t *s, char *err, size_t errlen);
+
+/* Serve sessions until the transport is closed for good. */
+void p4_sim_serve(p4_sim_t *s);
+
+/* Release everything p4_sim_start and the sessions acquired. */
+void p4_sim_stop(p4_sim_t *s);
+
+static inline uint64_t p4_sim_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------ */
+/* sim_memory.c, sim_exec.c (the emulated chip)                              */
 /* ------------------------------------------------------------------------ */
 
 /* Create the engine and the memory map. On failure returns false with a
@@ -183,6 +237,24 @@ void p4_sim_console_flush(p4_sim_t *s);
 
 /* Add the heap regions (internal L2 SRAM first, then PSRAM). */
 bool p4_sim_heap_setup(p4_sim_t *s);
+
+/* From the running kernel's clock check: poll the transport (busy mode),
+ * send console text printed so far. True when the host cancelled the call. */
+bool p4_sim_busy_poll(p4_sim_t *s, uint64_t now);
+
+/* ------------------------------------------------------------------------ */
+/* sim_services.c (session heap)                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Keep the ROM's .data/.bss as its init left them (after p4_sim_rom_init). */
+bool p4_sim_session_snapshot(p4_sim_t *s);
+
+/* Start a clean session: free every block device code allocated and did not
+ * free (returns how many, *bytes their size) and restore the ROM's
+ * .data/.bss. Host allocations are untouched. */
+uint32_t p4_sim_session_reset(p4_sim_t *s, uint32_t *bytes);
+
+void p4_sim_session_release(p4_sim_t *s);
 
 /* ------------------------------------------------------------------------ */
 /* sim_rom.c                                                                 */

@@ -4,10 +4,11 @@
  *   p4jit-sim --fd N      serve the protocol on inherited fd N (a socketpair
  *                         end); exit 0 when it reaches EOF
  *   p4jit-sim --pty       open a pseudo-terminal, print its slave path on the
- *                         first stdout line, serve until killed
+ *                         first stdout line, serve until killed (or until
+ *                         --parent-pid exits)
  *
- * Start-up: buffers and core, the emulated chip, the heap, the ROM image,
- * PMP, the ROM's init; then the core's run loop until the host goes away.
+ * This file: options, the pty, the parent watch. Start-up, the serve loop
+ * and shut-down are sim_start.c's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -52,6 +55,8 @@ static void usage(FILE *f)
             "  --psram-mib N   PSRAM size, 1..%u MiB (default %u)\n"
             "  --spin-us N     poll the transport without blocking for up to N us\n"
             "                  before sleeping, 0..%u (default $P4JIT_SPIN_US, else %u)\n"
+            "  --parent-pid P  exit when process P exits (the library passes its own\n"
+            "                  pid for sim:pty; a sim started by hand has none)\n"
             "  --help          this text\n"
             "\n"
             "Memory map, ROM symbols, faults: docs/VIRTUAL_DEVICE.md\n",
@@ -119,19 +124,46 @@ static bool open_pty(p4_sim_t *s, char *err, size_t errlen)
         snprintf(err, errlen, "fcntl(pty master): %s", strerror(errno));
         return false;
     }
-    /* A client closing the slave ends its session (console forwarding off,
-     * parser reset); without inotify sessions simply run together. */
+    /* The last client closing the slave ends its session (console forwarding
+     * off, parser reset); without inotify sessions simply run together. */
     s->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (s->inotify >= 0 &&
-        inotify_add_watch(s->inotify, name, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) < 0) {
+        inotify_add_watch(s->inotify, name, IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) < 0) {
         close(s->inotify);
         s->inotify = -1;
+    s->parent_fd = -1;
     }
     s->fd = m;
     s->pty_slave = sl;
     printf("%s\n", name);
     fflush(stdout);
     return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parent watch                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Exit when `pid` exits: a pidfd the transport polls (readable once the
+ * process is gone); on kernels without pidfd_open, a parent-death signal.
+ * False when the process is already gone. */
+static bool watch_parent(p4_sim_t *s, pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    s->parent_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+#endif
+    if (s->parent_fd >= 0) {
+        (void)fcntl(s->parent_fd, F_SETFD, FD_CLOEXEC);
+        return true;
+    }
+    if (errno == ESRCH)
+        return false;
+    if (pid != getppid())
+        return false; /* no pidfd: only our own parent can be watched */
+    (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+    return getppid() == pid; /* it may have died before the prctl */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -149,8 +181,10 @@ int main(int argc, char **argv)
     s->fd = -1;
     s->pty_slave = -1;
     s->inotify = -1;
+    s->parent_fd = -1;
 
-    enum { OPT_FD = 1, OPT_PTY, OPT_V1, OPT_ROM, OPT_BUDGET, OPT_PSRAM, OPT_SPIN, OPT_HELP };
+    enum { OPT_FD = 1, OPT_PTY, OPT_V1, OPT_ROM, OPT_BUDGET, OPT_PSRAM, OPT_SPIN, OPT_PARENT,
+           OPT_HELP };
     static const struct option opts[] = {
         {"fd", required_argument, NULL, OPT_FD},
         {"pty", no_argument, NULL, OPT_PTY},
@@ -159,6 +193,7 @@ int main(int argc, char **argv)
         {"budget-ms", required_argument, NULL, OPT_BUDGET},
         {"psram-mib", required_argument, NULL, OPT_PSRAM},
         {"spin-us", required_argument, NULL, OPT_SPIN},
+        {"parent-pid", required_argument, NULL, OPT_PARENT},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -205,6 +240,17 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_PARENT: {
+            uint32_t pid;
+            if (!parse_u32(optarg, 1, INT_MAX, &pid)) {
+                fprintf(stderr, "p4jit-sim: --parent-pid expects a process id, got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            if (!watch_parent(s, (pid_t)pid))
+                return 0; /* it is gone already */
+            break;
+        }
         case OPT_HELP:
             usage(stdout);
             return 0;
@@ -237,53 +283,12 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
 
-    /* Buffers are touched only as far as frames use them. */
-    s->rx_payload = malloc(P4_SIM_MAX_PAYLOAD);
-    s->tx_payload = malloc(P4_SIM_MAX_PAYLOAD);
-    if (s->rx_payload == NULL || s->tx_payload == NULL) {
-        fprintf(stderr, "p4jit-sim: out of memory\n");
-        return 1;
-    }
-    p4_core_config_t cfg = {
-        .port_ctx = s,
-        .rx_payload = s->rx_payload,
-        .rx_payload_cap = P4_SIM_MAX_PAYLOAD,
-        .tx_payload = s->tx_payload,
-        .tx_payload_cap = P4_SIM_MAX_PAYLOAD,
-        .table = s->table,
-        .table_cap = P4_SIM_TABLE_CAP,
-        .v1_only = s->v1,
-        .default_budget_ms = s->budget_ms,
-    };
-    if (p4_core_init(&s->core, &cfg) != P4_OK) {
-        fprintf(stderr, "p4jit-sim: core init failed\n");
-        return 1;
-    }
-
     char err[ERR_LEN] = "";
-    if (!p4_sim_machine_open(s, err, sizeof err) || !p4_sim_heap_setup(s) ||
-        !p4_sim_rom_load(s, s->rom_path, err, sizeof err) ||
-        !p4_sim_machine_arm(s, err, sizeof err) || !p4_sim_rom_init(s, err, sizeof err) ||
-        (s->pty && !open_pty(s, err, sizeof err))) {
+    if (!p4_sim_start(s, err, sizeof err) || (s->pty && !open_pty(s, err, sizeof err))) {
         fprintf(stderr, "p4jit-sim: %s\n", err[0] ? err : "start-up failed");
         return 1;
     }
-
-    for (;;) {
-        p4_core_run(&s->core);
-        if (s->closed)
-            break;
-        if (s->client_gone) {
-            /* A pty client went away; the next one starts a fresh session.
-             * Allocations stay: a client may reopen the port and go on. */
-            p4_core_session_end(&s->core, false);
-            (void)tcflush(s->pty_slave, TCIFLUSH); /* replies nobody will read */
-            s->client_gone = false;
-        }
-    }
-    p4_sim_machine_close(s);
-    p4_sim_heap_destroy(&s->heap);
-    free(s->rx_payload);
-    free(s->tx_payload);
+    p4_sim_serve(s);
+    p4_sim_stop(s);
     return 0;
 }

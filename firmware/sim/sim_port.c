@@ -1,20 +1,13 @@
 /*
  * sim_port.c — the virtual device's implementation of p4_jit_port.h.
  *
- * Transport: a byte stream on one fd (a socketpair end, or a pty master).
+ * Transport: sim_transport.c (p4_port_read/p4_port_write, busy polling).
  * Memory: host memory behind the emulated map (memcpy at memory speed).
- * Execution: Unicorn (sim_machine.c). The port context is the p4_sim_t.
+ * Execution: Unicorn (sim_exec.c). The port context is the p4_sim_t.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/inotify.h>
-#include <sys/socket.h>
-#include <termios.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "p4_jit_port.h"
 #include "pie/pie.h"
@@ -32,9 +25,6 @@
 #define SIM_L1_LINE 64u
 #define SIM_L2_LINE 128u
 
-/* How long a pty write waits for a reader before checking again. */
-#define PTY_WRITE_POLL_MS 100
-
 bool p4_sim_heap_setup(p4_sim_t *s)
 {
     /* Preference order = ESP-IDF's for caps both satisfy: internal first. */
@@ -43,132 +33,6 @@ bool p4_sim_heap_setup(p4_sim_t *s)
                                   SIM_L1_LINE) &&
            p4_sim_heap_add_region(&s->heap, "psram", P4_SIM_PSRAM_BASE, s->psram_size,
                                   SIM_CAPS_PSRAM, SIM_L2_LINE);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Transport                                                                 */
-/* ------------------------------------------------------------------------ */
-
-/* A client closed the pty slave: true when an inotify close event is queued. */
-static bool pty_client_closed(p4_sim_t *s)
-{
-    if (s->inotify < 0)
-        return false;
-    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    bool closed = false;
-    for (;;) {
-        ssize_t n = read(s->inotify, buf, sizeof buf);
-        if (n <= 0)
-            break;
-        for (char *p = buf; p < buf + n;) {
-            const struct inotify_event *ev = (const struct inotify_event *)p;
-            if (ev->mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE))
-                closed = true;
-            p += sizeof *ev + ev->len;
-        }
-    }
-    return closed;
-}
-
-/* A read that never blocks: the pty master is O_NONBLOCK, a socket gets
- * MSG_DONTWAIT (its fd stays blocking for writes), anything else is polled. */
-static ssize_t read_nb(p4_sim_t *s, uint8_t *buf, size_t cap)
-{
-    if (s->pty)
-        return read(s->fd, buf, cap);
-    if (s->fd_socket)
-        return recv(s->fd, buf, cap, MSG_DONTWAIT);
-    struct pollfd pf = {s->fd, POLLIN, 0};
-    int r = poll(&pf, 1, 0);
-    if (r == 0) {
-        errno = EAGAIN;
-        return -1;
-    }
-    return r < 0 ? -1 : read(s->fd, buf, cap);
-}
-
-int p4_port_read(void *ctx, uint8_t *buf, size_t cap)
-{
-    p4_sim_t *s = ctx;
-    if (s->client_gone)
-        return -1; /* noticed while writing: end the session first */
-    for (;;) {
-        ssize_t n = read_nb(s, buf, cap);
-        if (n > 0) {
-            p4_spin_progress(&s->spin); /* ext/p4_spin.h */
-            return (int)(n > 0x7FFFFFFF ? 0x7FFFFFFF : n);
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (s->pty && n < 0 && errno == EIO) {
-            poll(NULL, 0, 10); /* transient: no slave open */
-            continue;
-        }
-        if (n == 0 || errno != EAGAIN) {
-            s->closed = true; /* EOF or a real error: the host is gone for good */
-            return -1;
-        }
-        if (p4_spin_step(&s->spin))
-            continue;
-        if (!s->pty) {
-            struct pollfd pf = {s->fd, POLLIN, 0};
-            if (poll(&pf, 1, -1) < 0 && errno != EINTR) {
-                s->closed = true;
-                return -1;
-            }
-            continue;
-        }
-        struct pollfd pf[2] = {{s->fd, POLLIN, 0}, {s->inotify, POLLIN, 0}};
-        int r = poll(pf, s->inotify >= 0 ? 2 : 1, -1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        if (!(pf[0].revents & POLLIN) && s->inotify >= 0 && (pf[1].revents & POLLIN)) {
-            if (pty_client_closed(s)) {
-                s->client_gone = true;
-                return -1;
-            }
-            continue;
-        }
-        if (!(pf[0].revents & POLLIN)) {
-            /* No client and no held slave would be POLLHUP; we hold one,
-             * so just wait a little and look again. */
-            poll(NULL, 0, 10);
-        }
-    }
-}
-
-int p4_port_write(void *ctx, const uint8_t *buf, size_t len)
-{
-    p4_sim_t *s = ctx;
-    if (s->client_gone)
-        return -1; /* nobody to read it: drop */
-    while (len > 0) {
-        ssize_t n = write(s->fd, buf, len);
-        if (n > 0) {
-            p4_spin_progress(&s->spin); /* ext/p4_spin.h */
-            buf += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN && s->pty) {
-            /* The reader is slow or gone: wait, but give up if it closed. */
-            if (p4_spin_step(&s->spin))
-                continue;
-            struct pollfd pf = {s->fd, POLLOUT, 0};
-            if (poll(&pf, 1, PTY_WRITE_POLL_MS) == 0 && pty_client_closed(s)) {
-                s->client_gone = true;
-                (void)tcflush(s->pty_slave, TCIFLUSH);
-                return -1;
-            }
-            continue;
-        }
-        return -1;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -226,7 +90,10 @@ void p4_port_heap_info(void *ctx, p4_heap_info_t *out)
 
 void p4_port_exec(void *ctx, p4_addr_t entry, uint32_t budget_ms, p4_exec_result_t *out)
 {
-    p4_sim_machine_exec(ctx, entry, budget_ms, out);
+    p4_sim_t *s = ctx;
+    s->busy_rx_ns = p4_sim_now_ns(); /* the gap of a frame left over starts now */
+    s->busy_next_ns = 0;
+    p4_sim_machine_exec(s, entry, budget_ms, out);
 }
 
 static void put_region(p4_region_t *r, uint32_t base, uint32_t size, uint32_t caps,
@@ -243,14 +110,18 @@ void p4_port_device_info(void *ctx, p4_device_info_t *out)
     p4_sim_t *s = ctx;
     snprintf(out->target, sizeof out->target, "esp32p4-sim");
     memcpy(out->build_id, s->build_id, sizeof out->build_id);
-    out->port_caps = P4_CAP_CONSOLE | P4_CAP_INSTRET | P4_CAP_FAULTS | P4_CAP_SIMULATOR;
-    p4_sim_pie_info(out); /* PIE hook: P4_CAP_PIE and the ISA version */
+    out->port_caps = P4_CAP_CONSOLE | P4_CAP_INSTRET | P4_CAP_FAULTS | P4_CAP_SIMULATOR |
+                     (s->v1 ? 0u : P4_CAP_CANCEL | P4_CAP_SESSION_HEAP);
+    p4_sim_pie_info(out); /* P4_CAP_PIE and the ISA version */
     uint32_t n = 0;
-    for (uint32_t i = 0; i < s->heap.count && n < 7; i++) {
+    for (uint32_t i = 0; i < s->heap.count && n < 6; i++) {
         const p4_sim_heap_region_t *h = &s->heap.regions[i];
         put_region(&out->regions[n++], h->base, h->size, h->caps, h->name);
     }
     /* The ROM window: the symbol bridge, not allocatable (caps 0). */
     put_region(&out->regions[n++], P4_SIM_ROM_BASE, s->rom_map_size, 0, "rom");
+    /* The stack guard (caps 0): a fault in it is a stack overflow. */
+    put_region(&out->regions[n++], P4_SIM_STACK_GUARD, P4_SIM_STACK_GUARD_SIZE, 0,
+               P4_REGION_STACK_GUARD);
     out->region_count = n;
 }

@@ -107,7 +107,6 @@ static struct {
     fix_area_t area[FIX_MAX_AREAS];
     uint32_t count;
     tlb_set_page_fn *real_set_page;
-    uint64_t cleaned, protects; /* statistics, for debugging */
 } fix;
 
 static fix_area_t *area_by_paddr(uint64_t paddr)
@@ -170,12 +169,6 @@ void p4_sim_fast_stores_reset(void)
     fix.cpu = NULL;
 }
 
-void p4_sim_fast_stores_stats(uint64_t *cleaned, uint64_t *protected_pages)
-{
-    *cleaned = fix.cleaned;
-    *protected_pages = fix.protects;
-}
-
 void tlb_set_page_riscv32(struct CPUState *cpu, uint32_t vaddr, uint64_t paddr, int prot,
                           int mmu_idx, uint32_t size)
 {
@@ -194,7 +187,6 @@ void tlb_set_page_riscv32(struct CPUState *cpu, uint32_t vaddr, uint64_t paddr, 
     if (a != NULL && size <= FIX_PAGE_SIZE &&
         !page_is_code(a, (uint32_t)(paddr - a->base) >> FIX_PAGE_BITS)) {
         tlb_set_dirty_riscv32(cpu, vaddr); /* drops TLB_NOTDIRTY, nothing else */
-        fix.cleaned++;
     }
 }
 
@@ -208,7 +200,6 @@ void tlb_protect_code_riscv32(struct uc_struct *uc, ram_addr_t ram_addr)
         return;
     uint32_t page = (uint32_t)(ram_addr - a->ram) >> FIX_PAGE_BITS;
     a->code[page / 64] |= 1ull << (page % 64);
-    fix.protects++;
     if (fix.cpu != NULL) /* else no TLB entry exists yet */
         tlb_reset_dirty_riscv32(fix.cpu, (ram_addr_t)(uintptr_t)(a->host + (page << FIX_PAGE_BITS)),
                                 FIX_PAGE_SIZE);
@@ -240,11 +231,6 @@ bool p4_sim_fast_stores_add(void *uc, uint32_t base, uint32_t size, void *host)
 
 void p4_sim_fast_stores_reset(void)
 {
-}
-
-void p4_sim_fast_stores_stats(uint64_t *cleaned, uint64_t *protected_pages)
-{
-    *cleaned = *protected_pages = 0;
 }
 
 #endif

@@ -18,7 +18,4 @@ bool p4_sim_fast_stores_add(void *uc, uint32_t base, uint32_t size, void *host);
 /* Forget every area (before uc_close). */
 void p4_sim_fast_stores_reset(void);
 
-/* TLB entries made fast, pages protected because they got code (counters). */
-void p4_sim_fast_stores_stats(uint64_t *cleaned, uint64_t *protected_pages);
-
 #endif /* SIM_UNICORN_FIXES_H */

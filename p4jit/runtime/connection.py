@@ -181,7 +181,8 @@ def spawn_sim(*, v1: bool = False, pty: bool = False, extra_args: Sequence[str] 
 
 
 def _spawn_sim_pty(extra: Sequence[str]) -> Transport:
-    cmd = _sim_command(["--pty"], extra)
+    # --parent-pid: the sim exits with us, even when we are killed (SIGKILL).
+    cmd = _sim_command(["--pty", "--parent-pid", str(os.getpid())], extra)
     log.debug("starting virtual device on a pty: %s", " ".join(cmd))
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, close_fds=True)
     try:

@@ -4,8 +4,10 @@
  *
  * Input layout: byte 0 selects the mode (bit 0: v1_only, bit 1: drive
  * p4_core_run instead of p4_core_feed, bits 2-4: chunking, bit 5: "framed",
- * bit 7: cache sync fails), byte 1 seeds the chunk sizes; the rest is the
- * byte stream from the "host". In framed mode the rest is a list of
+ * bit 6: framed records in v2 framing, bit 7: cache sync fails), byte 1
+ * seeds the chunk sizes (and, with p4_core_run, where the link goes quiet
+ * for the frame gap); the rest is the byte stream from the "host"; a "RUN"
+ * kernel gets its last quarter while it runs (busy mode). In framed mode the rest is a list of
  * { cmd u8, len u16 LE, payload[len] } records that the target wraps in
  * correct frames, so the fuzzer reaches the dispatcher without having to
  * discover checksums.
@@ -14,11 +16,13 @@
  * did not allocate, when its table disagrees with the port's live blocks, or
  * when anything it sends is not a well-formed, correctly summed frame.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "p4_jit_core.h"
+#include "fuzz_check.h"
 #include "test_port.h"
 
 #define FZ_RX_CAP 2048u
@@ -27,52 +31,6 @@
 #define FZ_MEM (64u * 1024u)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check_output(const tport_t *t)
-{
-    const uint8_t *p = t->out;
-    size_t left = t->out_len;
-    while (left > 0) {
-        if (left < P4_FRAME_OVERHEAD || p[0] != P4_MAGIC0 || p[1] != P4_MAGIC1)
-            __builtin_trap();
-        uint32_t len = p4_wire_get_u32(p + P4_HDR_OFF_LEN);
-        uint8_t flags = p[P4_HDR_OFF_FLAGS];
-        if (flags != P4_FLAG_OK && flags != P4_FLAG_ERROR && flags != P4_FLAG_EVENT)
-            __builtin_trap();
-        if (left - P4_FRAME_OVERHEAD < len)
-            __builtin_trap();
-        if (flags == P4_FLAG_ERROR && len < 4)
-            __builtin_trap();
-        uint16_t sum = (uint16_t)p4_wire_sum(0, p, P4_HEADER_SIZE + (size_t)len);
-        if (sum != p4_wire_get_u16(p + P4_HEADER_SIZE + len))
-            __builtin_trap();
-        p += P4_FRAME_OVERHEAD + len;
-        left -= P4_FRAME_OVERHEAD + len;
-    }
-}
-
-/* { cmd, len u16, payload } records -> a stream of well-formed requests. */
-static uint8_t *frame_records(const uint8_t *in, size_t size, size_t *out_size)
-{
-    /* Each record grows by at most P4_FRAME_OVERHEAD - 3 bytes. */
-    uint8_t *out = malloc(size * 4 + P4_FRAME_OVERHEAD);
-    size_t o = 0, i = 0;
-    while (size - i >= 3) {
-        uint8_t cmd = in[i];
-        uint32_t len = p4_wire_get_u16(in + i + 1);
-        i += 3;
-        if (len > size - i)
-            len = (uint32_t)(size - i);
-        p4_wire_put_header(out + o, cmd, P4_FLAG_REQUEST, len);
-        memcpy(out + o + P4_HEADER_SIZE, in + i, len);
-        uint32_t sum = p4_wire_sum(0, out + o, P4_HEADER_SIZE + (size_t)len);
-        p4_wire_put_u16(out + o + P4_HEADER_SIZE + len, (uint16_t)sum);
-        o += P4_FRAME_OVERHEAD + len;
-        i += len;
-    }
-    *out_size = o;
-    return out;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -105,9 +63,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     t.core = &core;
     t.fail_sync = (mode & 0x80) != 0;
 
+    /* A "RUN" kernel (test_port.h) sees the input's last quarter arrive
+     * while it runs: busy mode over arbitrary bytes. */
+    t.busy_in = data + size - size / 4;
+    t.busy_len = size / 4;
+
     uint8_t *framed = NULL;
     if (mode & 0x20) {
-        framed = frame_records(data, size, &size);
+        framed = fuzz_frame_records(data, size, (mode & 0x40) != 0, &size);
         data = framed;
     }
 
@@ -116,6 +79,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         t.in = data;
         t.in_len = size;
         t.read_chunk = max_chunk;
+        /* Silences (the gap) at input-chosen offsets. */
+        for (size_t k = 0; k < sizeof t.pause_at / sizeof t.pause_at[0] && size > 0; k++) {
+            rng = rng * 1103515245u + 12345u;
+            t.pause_at[k] = (k ? t.pause_at[k - 1] : 0) + (rng >> 16) % (size / 4 + 1);
+        }
+        t.n_pauses = size > 0 ? sizeof t.pause_at / sizeof t.pause_at[0] : 0;
         p4_core_run(&core);
     } else {
         size_t off = 0;
@@ -129,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
-    check_output(&t);
+    if (!fuzz_frames_well_formed(t.out, t.out_len))
+        __builtin_trap();
     if (t.violations != 0 || core.table_used != tport_live_blocks(&t))
         __builtin_trap();
     uint32_t live = core.table_used;

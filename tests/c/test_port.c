@@ -58,12 +58,24 @@ static uint8_t *tport_ptr(tport_t *t, uint32_t addr, uint32_t len)
 
 /* ---- p4_port_* ----------------------------------------------------------- */
 
-int p4_port_read(void *ctx, uint8_t *buf, size_t cap)
+int p4_port_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
 {
     tport_t *t = ctx;
+    t->last_timeout_ms = timeout_ms;
+    /* A silence here: a read that may time out does; one that waits forever
+     * just gets the bytes after it (the host sent them later). */
+    while (t->next_pause < t->n_pauses && t->pause_at[t->next_pause] <= t->in_pos) {
+        t->next_pause++;
+        if (timeout_ms != P4_PORT_WAIT_FOREVER) {
+            t->reads_timed_out++;
+            return 0;
+        }
+    }
     if (t->in_pos >= t->in_len)
         return -1;
     size_t n = t->in_len - t->in_pos;
+    if (t->next_pause < t->n_pauses && t->pause_at[t->next_pause] - t->in_pos < n)
+        n = t->pause_at[t->next_pause] - t->in_pos;
     if (n > cap)
         n = cap;
     if (t->read_chunk && n > t->read_chunk)
@@ -242,6 +254,19 @@ void p4_port_exec(void *ctx, p4_addr_t entry, uint32_t budget_ms, p4_exec_result
         exec_fault(out, P4_ERR_TIMEOUT, P4_CAUSE_TIMEOUT, entry + 8, 0);
     } else if (op == OP('B', 'S', 'Y')) {
         out->status = P4_ERR_BUSY;
+    } else if (op == OP('B', 'F', 'R')) {
+        out->status = P4_OK;
+        out->bad_free = tport_addr_live(t, entry + 4, 4) ? rd32(t, entry + 4, &rd_ok) : 0;
+    } else if (op == OP('R', 'U', 'N')) {
+        if (t->busy_len > 0)
+            p4_core_feed(t->core, t->busy_in, t->busy_len);
+        t->cancel_seen = p4_core_cancel_requested(t->core);
+        if (t->cancel_seen) {
+            exec_fault(out, P4_ERR_CANCELLED, P4_CAUSE_CANCELLED, entry + 4, 0);
+        } else {
+            out->status = P4_OK;
+            out->a0 = 99;
+        }
     } else if (op == OP('C', 'O', 'N')) {
         uint32_t n = tport_addr_live(t, entry + 4, 4) ? rd32(t, entry + 4, &rd_ok) : 0;
         if (!tport_addr_live(t, entry + 8, n))

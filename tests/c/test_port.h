@@ -10,6 +10,11 @@
  *   "TMO\0"               timeout
  *   "CON\0" u32 n text[n] console text via p4_core_console, a0 = n
  *   "BSY\0"               status P4_ERR_BUSY (a plain error)
+ *   "BFR\0" u32 addr      a call that free()d addr it never allocated (bad_free)
+ *   "RUN\0"               a long kernel: feeds busy_in to the core (busy mode),
+ *                         then stops with P4_ERR_CANCELLED (cause
+ *                         P4_CAUSE_CANCELLED, pc entry + 4) if a cancel was
+ *                         requested, else returns a0 = 99
  *   anything else         illegal instruction fault (cause 2, tval = opcode)
  *
  * Every memory access and execution is checked against the live blocks; an
@@ -52,6 +57,17 @@ typedef struct {
     size_t in_len;
     size_t in_pos;
     size_t read_chunk; /* max bytes per read (0: unlimited) */
+    /* silences: before the byte at each offset the link is quiet long enough
+     * for any timeout (a read with a timeout returns 0 there once) */
+    size_t pause_at[8];
+    size_t n_pauses;
+    size_t next_pause;
+    uint32_t reads_timed_out; /* reads that returned 0 */
+    uint32_t last_timeout_ms;
+    /* bytes p4_port_exec feeds to the core while the "kernel" runs (busy mode) */
+    const uint8_t *busy_in;
+    size_t busy_len;
+    bool cancel_seen; /* p4_core_cancel_requested was true inside exec */
     /* knobs */
     bool fail_sync;
     bool fail_alloc;

@@ -51,6 +51,18 @@ size_t build_frame(uint8_t *buf, uint8_t cmd, uint8_t flags, const void *payload
     return P4_FRAME_OVERHEAD + (size_t)len;
 }
 
+size_t build_frame_v2(uint8_t *buf, uint8_t cmd, uint8_t flags, uint32_t seq, const void *payload,
+                      uint32_t len)
+{
+    p4_wire_put_header(buf, cmd, (uint8_t)(flags | P4_FLAG_V2), len);
+    p4_wire_put_u32(buf + P4_HEADER_SIZE, seq);
+    size_t hdr = P4_HEADER_SIZE + P4_V2_SEQ_SIZE;
+    if (len)
+        memcpy(buf + hdr, payload, len);
+    p4_wire_put_u32(buf + hdr + len, p4_crc32_update(0, buf, hdr + (size_t)len));
+    return P4_V2_FRAME_OVERHEAD + (size_t)len;
+}
+
 bool fx_parse(fx_t *fx)
 {
     fx->n_frames = 0;
@@ -61,13 +73,18 @@ bool fx_parse(fx_t *fx)
             CHECK(!"malformed output stream");
             return false;
         }
+        bool v2 = (p[P4_HDR_OFF_FLAGS] & P4_FLAG_V2) != 0;
+        size_t overhead = v2 ? P4_V2_FRAME_OVERHEAD : P4_FRAME_OVERHEAD;
+        size_t hdr = v2 ? P4_HEADER_SIZE + P4_V2_SEQ_SIZE : P4_HEADER_SIZE;
         uint32_t len = p4_wire_get_u32(p + P4_HDR_OFF_LEN);
-        if (left - P4_FRAME_OVERHEAD < len) {
+        if (left < overhead || left - overhead < len) {
             CHECK(!"truncated output frame");
             return false;
         }
-        uint16_t sum = (uint16_t)p4_wire_sum(0, p, P4_HEADER_SIZE + (size_t)len);
-        if (sum != p4_wire_get_u16(p + P4_HEADER_SIZE + len)) {
+        bool good = v2 ? p4_crc32_update(0, p, hdr + (size_t)len) == p4_wire_get_u32(p + hdr + len)
+                       : (uint16_t)p4_wire_sum(0, p, hdr + (size_t)len) ==
+                             p4_wire_get_u16(p + hdr + len);
+        if (!good) {
             CHECK(!"bad checksum in output frame");
             return false;
         }
@@ -75,10 +92,11 @@ bool fx_parse(fx_t *fx)
             CHECK(!"too many output frames");
             return false;
         }
-        fx->frames[fx->n_frames++] =
-            (frame_t){p[P4_HDR_OFF_CMD], p[P4_HDR_OFF_FLAGS], len, p + P4_HEADER_SIZE};
-        p += P4_FRAME_OVERHEAD + len;
-        left -= P4_FRAME_OVERHEAD + len;
+        fx->frames[fx->n_frames++] = (frame_t){
+            p[P4_HDR_OFF_CMD], (uint8_t)(p[P4_HDR_OFF_FLAGS] & ~P4_FLAG_V2), len, p + hdr, v2,
+            v2 ? p4_wire_get_u32(p + P4_HEADER_SIZE) : 0};
+        p += overhead + len;
+        left -= overhead + len;
     }
     return true;
 }
@@ -99,7 +117,7 @@ frame_t fx_req(fx_t *fx, uint8_t cmd, const void *payload, uint32_t len)
     free(buf);
     CHECK_EQ(got, 1);
     if (got < 1)
-        return (frame_t){0, 0xFF, 0, NULL};
+        return (frame_t){0, 0xFF, 0, NULL, false, 0};
     return fx->frames[got - 1];
 }
 

@@ -41,15 +41,21 @@ typedef struct {
     test_fn_t fn;
 } test_case_t;
 
+/* The test files' tables (run by test_core.c's main). */
+extern const test_case_t k_v2_tests[];
+extern const size_t k_v2_test_count;
+
 /* ---- fixture ------------------------------------------------------------- */
 
 #define FX_MAX_FRAMES 64
 
 typedef struct {
     uint8_t cmd;
-    uint8_t flags;
+    uint8_t flags;          /* without P4_FLAG_V2 */
     uint32_t len;
     const uint8_t *payload; /* points into the port's output buffer */
+    bool v2;
+    uint32_t seq;           /* v2 only */
 } frame_t;
 
 typedef struct {
@@ -70,8 +76,13 @@ void fx_teardown(fx_t *fx);
 /* Build a frame into buf (must hold len + 10); returns its size. */
 size_t build_frame(uint8_t *buf, uint8_t cmd, uint8_t flags, const void *payload, uint32_t len);
 
-/* Parse the port's output into fx->frames; false (and a failed check) on
- * any byte that is not part of a well-formed frame. */
+/* The same for a v2 frame with `seq` (buf must hold len + 16); flags get
+ * P4_FLAG_V2 added. */
+size_t build_frame_v2(uint8_t *buf, uint8_t cmd, uint8_t flags, uint32_t seq, const void *payload,
+                      uint32_t len);
+
+/* Parse the port's output (v1 and v2 frames) into fx->frames; false (and a
+ * failed check) on any byte that is not part of a well-formed frame. */
 bool fx_parse(fx_t *fx);
 
 /* Feed raw bytes, parse what came back (clears earlier output first). */

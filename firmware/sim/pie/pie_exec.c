@@ -417,9 +417,17 @@ static bool run(ctx_t *c, const pie_insn_t *d, uint32_t *next)
 
 /* ---- hooks ----------------------------------------------------------------- */
 
+/* The sim's illegal-instruction seam (sim.h): every PIE word is 32 bits. */
+static bool pie_illegal_insn(p4_sim_t *s, uint32_t pc, uint32_t insn, uint32_t len,
+                             uint32_t *cause, uint32_t *tval)
+{
+    return len == 4 && p4_sim_pie_trap(s, pc, insn, cause, tval);
+}
+
 bool p4_sim_pie_open(p4_sim_t *s)
 {
     s->pie = calloc(1, sizeof(p4_pie_t));
+    s->illegal_insn = s->pie != NULL ? pie_illegal_insn : NULL;
     return s->pie != NULL;
 }
 

@@ -24,15 +24,19 @@ typedef uint32_t p4_addr_t;
 
 /* Result of running code on the device. */
 typedef struct {
-    uint32_t status;   /* P4_OK, P4_ERR_FAULT or P4_ERR_TIMEOUT */
+    uint32_t status;   /* P4_OK, P4_ERR_FAULT, P4_ERR_TIMEOUT or P4_ERR_CANCELLED */
     uint32_t a0;       /* value returned in a0 (status == P4_OK) */
     uint64_t cycles;   /* cycles spent in the call */
     uint64_t instret;  /* retired instructions (0 if the port cannot count) */
-    /* Filled when status is P4_ERR_FAULT or P4_ERR_TIMEOUT: */
+    /* Filled when status is P4_ERR_FAULT, P4_ERR_TIMEOUT or P4_ERR_CANCELLED: */
     uint32_t cause;    /* P4_CAUSE_* */
     uint32_t pc;
     uint32_t tval;
     uint32_t regs[32];
+    /* Session heap ports (P4_CAP_SESSION_HEAP): the first pointer the code
+     * passed to free() that it never allocated (the free was ignored); 0 =
+     * none. Reported in the CALL answer. */
+    uint32_t bad_free;
 } p4_exec_result_t;
 
 /* One memory region the device can allocate from (INFO). */
@@ -47,7 +51,9 @@ typedef struct {
 typedef struct {
     char target[16];       /* "esp32p4", "esp32p4-sim" */
     uint8_t build_id[32];  /* app ELF SHA-256 (chip) / ROM image hash (sim) */
-    uint32_t port_caps;    /* P4_CAP_INSTRET, P4_CAP_SIMULATOR, ... */
+    uint32_t port_caps;    /* what the port adds: P4_CAP_CONSOLE, P4_CAP_INSTRET,
+                              P4_CAP_FAULTS, P4_CAP_SIMULATOR, P4_CAP_PIE,
+                              P4_CAP_CANCEL, P4_CAP_SESSION_HEAP */
     uint32_t region_count;
     p4_region_t regions[8];
     uint32_t chip_revision; /* major * 100 + minor (efuse); 0 = unknown / sim */
@@ -64,10 +70,18 @@ typedef struct {
 
 /* ---- transport ---------------------------------------------------------- */
 
-/* Block until at least one byte is available, then copy up to `cap` bytes
- * into `buf`. Returns the count (> 0), or -1 when the transport is closed for
- * good (the core's run loop then returns). */
-int p4_port_read(void *ctx, uint8_t *buf, size_t cap);
+/* p4_port_read's timeout_ms that never times out. */
+#define P4_PORT_WAIT_FOREVER UINT32_MAX
+
+/* Wait up to `timeout_ms` for at least one byte, then copy up to `cap` bytes
+ * into `buf` (without waiting for more). Returns:
+ *   > 0  the count;
+ *   0    timeout_ms passed with no byte (never with P4_PORT_WAIT_FOREVER);
+ *   -1   the transport is closed for good (the core's run loop then returns).
+ * The core waits forever between frames and P4_FRAME_GAP_MS inside one, so
+ * the timeout needs millisecond resolution, not precision: returning a
+ * little late is fine, returning 0 early is not. */
+int p4_port_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms);
 
 /* Write all `len` bytes (blocking). Returns 0, or -1 if the link is gone. */
 int p4_port_write(void *ctx, const uint8_t *buf, size_t len);
@@ -97,7 +111,13 @@ void p4_port_heap_info(void *ctx, p4_heap_info_t *out);
 
 /* Run the code at `entry` as `uint32_t entry(void)`. `budget_ms` bounds the
  * run (0 = port default; the chip may ignore it). Never returns on a fault
- * without filling `out` if the port can catch faults (P4_CAP_FAULTS). */
+ * without filling `out` if the port can catch faults (P4_CAP_FAULTS).
+ * A port that advertises P4_CAP_CANCEL keeps reading its transport while the
+ * code runs and hands the bytes to p4_core_feed (busy mode); once
+ * p4_core_cancel_requested is true it stops the code and fills `out` with
+ * status P4_ERR_CANCELLED, cause P4_CAUSE_CANCELLED and pc/regs/instret of
+ * where it stopped. Console text should reach p4_core_console as it is
+ * printed, not at the end of the call. */
 void p4_port_exec(void *ctx, p4_addr_t entry, uint32_t budget_ms, p4_exec_result_t *out);
 
 /* ---- identity ----------------------------------------------------------- */

@@ -369,6 +369,46 @@ static inline void p4_wire_put_header(uint8_t hdr[P4_HEADER_SIZE], uint8_t cmd, 
     p4_wire_put_u32(hdr + P4_HDR_OFF_LEN, len);
 }
 
+/* ------------------------------------------------------------------------ */
+/* device round additions                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Inter-byte gap that ends a partial frame: when a frame has started (the
+ * magic arrived) and no further byte comes for this long, the device drops
+ * what it has of that frame, silently, and looks for a new magic. A healthy
+ * host writes a frame back to back, so gaps inside a frame are scheduling
+ * hiccups (tens of ms on a loaded machine); 500 ms is ten times that, and
+ * well below any host response timeout (seconds), so a host that timed out
+ * and stays silent for this long finds the device waiting for a new frame. */
+#define P4_FRAME_GAP_MS 500u
+
+/* Pseudo-cause in the fault detail of a P4_ERR_CANCELLED answer: where the
+ * kernel was when the host's CANCEL stopped it (pc, registers, instret). */
+#define P4_CAUSE_CANCELLED 0xFFFFFFFEu
+
+/* While a kernel runs (CALL/EXEC not yet answered), a device with
+ * P4_CAP_CANCEL keeps parsing frames: PING is answered (payloads up to
+ * P4_BUSY_PAYLOAD_MAX bytes), CANCEL stops the kernel (the running command is
+ * answered P4_ERR_CANCELLED, then the CANCEL is answered OK with an empty
+ * payload), everything else is answered P4_ERR_BUSY at once. */
+#define P4_BUSY_PAYLOAD_MAX 64u
+
+/* Session heap (P4_CAP_SESSION_HEAP): device code's malloc family is tracked
+ * per session.
+ *  - FREE_ALL's OK payload grows to 16 bytes: u32 count, u32 bytes (host
+ *    allocations, as before), u32 kernel_count, u32 kernel_bytes (blocks
+ *    device code allocated and never freed, reclaimed too). The firmware's
+ *    own .data/.bss is restored as well.
+ *  - CALL's OK payload word at this offset (the former reserved 0) is
+ *    bad_free: the first pointer the code passed to free() that it never
+ *    allocated (the free was ignored); 0 = none. */
+#define P4_FREE_ALL_RESP_SESSION_SIZE 16u
+#define P4_CALL_RESP_OFF_BAD_FREE 12u
+
+/* INFO region name (caps 0) of the stack guard: a load/store fault whose
+ * tval lies in that region is a stack overflow. */
+#define P4_REGION_STACK_GUARD "stack-guard"
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,7 +7,8 @@
  * only by the cross-check (tests/c: make cross-check), never linked.
  *
  * Existing ports:
- *   port/p4_port_esp_idf.c   the ESP32-P4 (TinyUSB CDC-ACM, heap_caps, esp_cache)
+ *   port/esp_port.c          the ESP32-P4 (with port/esp_usb.c: TinyUSB CDC-ACM,
+ *                            heap_caps, esp_cache)
  *   firmware/sim/            the virtual ESP32-P4 (fd transport, Unicorn)
  *   tests/c/test_port.c      in-memory port for unit tests and fuzzing
  *
@@ -22,7 +23,11 @@
  *   3. At session end (link closed, host gone) call p4_core_free_all so a
  *      new session starts with an empty heap.
  *   4. While uploaded code runs (inside p4_port_exec), hand any text it prints
- *      to p4_core_console; print it locally when that returns false.
+ *      to p4_core_console as it is printed; print it locally when that
+ *      returns false.
+ *   5. Optionally (then advertise P4_CAP_CANCEL): keep reading the transport
+ *      while uploaded code runs, hand the bytes to p4_core_feed (busy mode),
+ *      and stop the code when p4_core_cancel_requested says so.
  *
  * All hooks are called from the one context that runs the core (one task on
  * the chip, the main thread on the sim); none is called concurrently.
@@ -39,16 +44,20 @@
 /* Transport                                                                 */
 /* ======================================================================== */
 
-/* Block until at least one byte arrived, copy up to `cap` into `buf`, return
- * the count (1..cap). Return -1 only when the link is gone for good: the run
- * loop then returns. Never return 0 from a blocking read (the loop would
- * spin). `cap` can be large: while a payload is being received the core
- * offers the rest of its rx buffer so bulk data lands there without a copy. */
-int p4_port_read(void *ctx, uint8_t *buf, size_t cap)
+/* Wait up to `timeout_ms` for at least one byte, copy up to `cap` into `buf`
+ * and return the count (1..cap) without waiting for more. Return 0 when
+ * timeout_ms passed with no byte: the core then drops a partly received
+ * frame (it asks for P4_FRAME_GAP_MS inside a frame). With
+ * P4_PORT_WAIT_FOREVER never return 0 (the loop would spin). Return -1 only
+ * when the link is gone for good: the run loop then returns. `cap` can be
+ * large: while a payload is being received the core offers the rest of its
+ * rx buffer so bulk data lands there without a copy. */
+int p4_port_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
 {
     (void)ctx;
     (void)buf;
     (void)cap;
+    (void)timeout_ms;
     return -1;
 }
 
@@ -139,13 +148,13 @@ void p4_port_heap_info(void *ctx, p4_heap_info_t *out)
  * `budget_ms` is never 0 here unless the port configured a 0 default; a port
  * that cannot interrupt code may ignore it. `out` arrives zeroed with status
  * P4_OK. Fill:
- *   status   P4_OK, P4_ERR_FAULT or P4_ERR_TIMEOUT (anything else is sent
- *            as a plain error code)
+ *   status   P4_OK, P4_ERR_FAULT, P4_ERR_TIMEOUT or P4_ERR_CANCELLED
+ *            (anything else is sent as a plain error code)
  *   a0       the returned value
  *   cycles   cycles spent in the call (0 if unknown)
  *   instret  retired instructions (0 unless the port sets P4_CAP_INSTRET)
- *   cause, pc, tval, regs[32]   on a fault or timeout (cause
- *            P4_CAUSE_TIMEOUT for a timeout)
+ *   cause, pc, tval, regs[32]   on a fault, timeout or cancel (cause
+ *            P4_CAUSE_TIMEOUT for a timeout, P4_CAUSE_CANCELLED for a cancel)
  * Text printed by the code while it runs goes to p4_core_console. */
 void p4_port_exec(void *ctx, p4_addr_t entry, uint32_t budget_ms, p4_exec_result_t *out)
 {

@@ -121,7 +121,7 @@ static uint32_t call_reply(p4_core_t *core, const p4_call_req_t *c, const p4_exe
     p4_wire_put_u32(p, res->a0);
     p4_wire_put_u32(p + 4, ret_lo);
     p4_wire_put_u32(p + 8, ret_hi);
-    p4_wire_put_u32(p + 12, 0);
+    p4_wire_put_u32(p + P4_CALL_RESP_OFF_BAD_FREE, res->bad_free);
     p4_wire_put_u64(p + 16, res->cycles);
     p4_wire_put_u64(p + 24, res->instret);
 

@@ -24,6 +24,7 @@ uint32_t p4_core_init(p4_core_t *core, const p4_core_config_t *cfg)
     memset(core, 0, sizeof *core);
     core->cfg = *cfg;
     core->state = P4_PARSE_MAGIC0;
+    core->payload = cfg->rx_payload;
     memset(core->cfg.table, 0, (size_t)cfg->table_cap * sizeof cfg->table[0]);
     return P4_OK;
 }
@@ -41,9 +42,18 @@ void p4_core_run(p4_core_t *core)
             dst = buf;
             cap = sizeof buf;
         }
-        int n = p4_port_read(core->cfg.port_ctx, dst, cap);
+        /* Between frames wait as long as it takes; inside one, at most the
+         * gap, then drop the frame (a lost byte must not hang the link). */
+        bool idle = p4_core_rx_idle(core);
+        int n = p4_port_read(core->cfg.port_ctx, dst, cap,
+                             idle ? P4_PORT_WAIT_FOREVER : P4_FRAME_GAP_MS);
         if (n < 0)
             return;
+        if (n == 0) {
+            if (!idle)
+                p4_core_rx_gap(core);
+            continue;
+        }
         size_t got = (size_t)n;
         if (got > cap) /* port bug: never trust more than we offered */
             got = cap;
@@ -77,16 +87,16 @@ void p4_core_session_end(p4_core_t *core, bool free_allocations)
 {
     if (core == NULL)
         return;
-    core->state = P4_PARSE_MAGIC0;
-    core->header_fill = 0;
-    core->payload_len = 0;
-    core->payload_fill = 0;
-    core->checksum_fill = 0;
-    core->discard_left = 0;
-    core->sum = 0;
+    p4_frame_rx_abandon(core);
     core->console_enabled = false;
-    if (free_allocations)
+    core->console_v2 = false;
+    core->cancel_requested = false;
+    core->cancel_ack_pending = false;
+    if (free_allocations) {
         (void)p4_core_free_all(core, NULL);
+        if (core->cfg.session_heap_free != NULL)
+            (void)core->cfg.session_heap_free(core->cfg.port_ctx, NULL);
+    }
 }
 
 bool p4_core_console(p4_core_t *core, const char *text, size_t len)
@@ -98,7 +108,7 @@ bool p4_core_console(p4_core_t *core, const char *text, size_t len)
     const uint8_t *p = (const uint8_t *)text;
     while (len > 0) {
         uint32_t n = len > P4_CORE_CONSOLE_CHUNK ? P4_CORE_CONSOLE_CHUNK : (uint32_t)len;
-        p4_frame_send(core, P4_CMD_CONSOLE, P4_FLAG_EVENT, p, n);
+        p4_frame_send_as(core, core->console_v2, 0, P4_CMD_CONSOLE, P4_FLAG_EVENT, p, n);
         p += n;
         len -= n;
     }

@@ -2,6 +2,8 @@
  * core_internal.h — private seams between the files of the portable core.
  *
  *   frame.c        bytes -> frames (parser) and frames -> bytes (replies)
+ *   crc32.c        CRC-32 for v2 frames
+ *   busy.c         frames that arrive while a kernel runs (PING, CANCEL, BUSY)
  *   dispatch.c     one request frame -> one reply (v1 commands + small extensions)
  *   call.c         the batched CALL extension
  *   alloc_table.c  the device-side table of live allocations
@@ -39,7 +41,12 @@
 
 /* ---- frame.c -------------------------------------------------------------- */
 
-/* Send one frame: header, payload (may be NULL when len is 0), checksum. */
+/* Send one frame: header, payload (may be NULL when len is 0), checksum;
+ * in v2 framing with `seq` when v2 is true. */
+void p4_frame_send_as(p4_core_t *core, bool v2, uint32_t seq, uint8_t cmd, uint8_t flags,
+                      const uint8_t *payload, uint32_t len);
+
+/* p4_frame_send_as in the framing of the request being answered. */
 void p4_frame_send(p4_core_t *core, uint8_t cmd, uint8_t flags, const uint8_t *payload,
                    uint32_t len);
 
@@ -57,6 +64,22 @@ bool p4_frame_rx_window(p4_core_t *core, uint8_t **dst, size_t *cap);
 
 /* Account for `n` bytes the port read straight into the rx window. */
 void p4_frame_rx_commit(p4_core_t *core, size_t n);
+
+/* Busy mode: parse what is left of the chunk whose frame is running. */
+void p4_frame_parse_rest(p4_core_t *core);
+
+/* Forget any partly received frame (session end). */
+void p4_frame_rx_abandon(p4_core_t *core);
+
+/* ---- busy.c --------------------------------------------------------------- */
+
+/* A verified request that arrived while a kernel runs: answer it in its own
+ * framing (PING, BUSY) or note a CANCEL. */
+void p4_busy_request(p4_core_t *core, bool v2, uint32_t seq, uint8_t cmd, const uint8_t *req,
+                     uint32_t len);
+
+/* After the running command was answered: answer a CANCEL that came in. */
+void p4_busy_answer_cancel(p4_core_t *core);
 
 /* ---- dispatch.c ----------------------------------------------------------- */
 

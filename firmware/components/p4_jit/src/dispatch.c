@@ -2,7 +2,7 @@
  * dispatch.c — one verified request in, exactly one reply out.
  *
  * Protocol v1 commands answer byte-for-byte like the original firmware
- * (docs/PROTOCOL.md); the extensions (INFO, FREE_ALL, CONSOLE_CTL, CALL)
+ * (docs/PROTOCOL.md); the extensions (INFO, FREE_ALL, CONSOLE_CTL, CALL, CANCEL)
  * answer error 2 when the core runs with cfg.v1_only, as a v1 device would.
  * Request payloads of fixed-size commands must have exactly that size;
  * anything else is "malformed" (error 2).
@@ -31,13 +31,26 @@ static void send_u32x2(p4_core_t *core, uint8_t cmd, uint32_t a, uint32_t b)
     p4_frame_send_ok(core, cmd, p, sizeof p);
 }
 
+/* Busy mode covers the run: bytes the port reads meanwhile (and what is left
+ * of the chunk this request came in) are parsed by busy.c. A CANCEL already
+ * among those stops the kernel before it starts. */
 void p4_dispatch_exec(p4_core_t *core, p4_addr_t entry, uint32_t budget_ms,
                       p4_exec_result_t *res)
 {
     memset(res, 0, sizeof *res);
     res->status = P4_OK;
-    p4_port_exec(core->cfg.port_ctx, entry, budget_ms ? budget_ms : core->cfg.default_budget_ms,
-                 res);
+    core->executing = true;
+    core->cancel_requested = false;
+    p4_frame_parse_rest(core);
+    if (core->cancel_requested) {
+        res->status = P4_ERR_CANCELLED;
+        res->cause = P4_CAUSE_CANCELLED;
+        res->pc = entry;
+    } else {
+        p4_port_exec(core->cfg.port_ctx, entry,
+                     budget_ms ? budget_ms : core->cfg.default_budget_ms, res);
+    }
+    core->executing = false;
 }
 
 /* ======================================================================== */
@@ -75,14 +88,8 @@ static uint32_t cmd_alloc(p4_core_t *core, const uint8_t *req, uint32_t len)
         send_u32x2(core, P4_CMD_ALLOC, 0, P4_ERR_ALLOC_FAILED);
         return P4_OK;
     }
-    if (!p4_alloc_table_add(core, addr, size, caps)) {
-        /* Unreachable (checked above), kept exact: never leak the block. */
-        p4_port_free(core->cfg.port_ctx, addr);
-        if (!core->cfg.v1_only)
-            return P4_ERR_TABLE_FULL;
-        send_u32x2(core, P4_CMD_ALLOC, 0, P4_ERR_ALLOC_FAILED);
-        return P4_OK;
-    }
+    /* Room was checked above and nothing runs in between: this succeeds. */
+    (void)p4_alloc_table_add(core, addr, size, caps);
     send_u32x2(core, P4_CMD_ALLOC, addr, P4_OK);
     return P4_OK;
 }
@@ -192,9 +199,10 @@ static uint32_t cmd_info(p4_core_t *core, const uint8_t *req, uint32_t len)
     memset(&info, 0, sizeof info);
     p4_port_device_info(core->cfg.port_ctx, &info);
 
-    uint32_t caps = P4_CAP_INFO | P4_CAP_CALL | P4_CAP_FREE_ALL |
+    uint32_t caps = P4_CAP_INFO | P4_CAP_CALL | P4_CAP_FREE_ALL | P4_CAP_FRAMING_V2 |
                     (info.port_caps & (P4_CAP_CONSOLE | P4_CAP_INSTRET | P4_CAP_FAULTS |
-                                       P4_CAP_SIMULATOR | P4_CAP_PIE));
+                                       P4_CAP_SIMULATOR | P4_CAP_PIE | P4_CAP_CANCEL |
+                                       P4_CAP_SESSION_HEAP));
     uint32_t regions = info.region_count;
     if (regions > P4_INFO_MAX_REGIONS)
         regions = P4_INFO_MAX_REGIONS;
@@ -231,14 +239,26 @@ static uint32_t cmd_info(p4_core_t *core, const uint8_t *req, uint32_t len)
     return P4_OK;
 }
 
-/* FREE_ALL: -> count, bytes. */
+/* FREE_ALL: -> count, bytes [, kernel_count, kernel_bytes with a session
+ * heap: what device code had allocated and not freed]. */
 static uint32_t cmd_free_all(p4_core_t *core, const uint8_t *req, uint32_t len)
 {
     (void)req;
     P4_VERIFY(len == 0, P4_ERR_UNKNOWN_CMD);
     uint32_t bytes = 0;
     uint32_t count = p4_core_free_all(core, &bytes);
-    send_u32x2(core, P4_CMD_FREE_ALL, count, bytes);
+    if (core->cfg.session_heap_free == NULL) {
+        send_u32x2(core, P4_CMD_FREE_ALL, count, bytes);
+        return P4_OK;
+    }
+    uint32_t kbytes = 0;
+    uint32_t kcount = core->cfg.session_heap_free(core->cfg.port_ctx, &kbytes);
+    uint8_t p[16];
+    p4_wire_put_u32(p, count);
+    p4_wire_put_u32(p + 4, bytes);
+    p4_wire_put_u32(p + 8, kcount);
+    p4_wire_put_u32(p + 12, kbytes);
+    p4_frame_send_ok(core, P4_CMD_FREE_ALL, p, sizeof p);
     return P4_OK;
 }
 
@@ -248,7 +268,18 @@ static uint32_t cmd_console_ctl(p4_core_t *core, const uint8_t *req, uint32_t le
     P4_VERIFY(len == 4, P4_ERR_UNKNOWN_CMD);
     uint32_t prev = core->console_enabled ? 1u : 0u;
     core->console_enabled = p4_wire_get_u32(req) != 0;
+    core->console_v2 = core->console_enabled && core->reply_v2; /* events: seq 0 */
     send_u32(core, P4_CMD_CONSOLE_CTL, prev);
+    return P4_OK;
+}
+
+/* CANCEL with no kernel running: nothing to stop, answered at once. (While
+ * one runs, busy.c handles it.) */
+static uint32_t cmd_cancel(p4_core_t *core, const uint8_t *req, uint32_t len)
+{
+    (void)req;
+    P4_VERIFY(len == 0, P4_ERR_UNKNOWN_CMD);
+    p4_frame_send_ok(core, P4_CMD_CANCEL, NULL, 0);
     return P4_OK;
 }
 
@@ -296,10 +327,14 @@ void p4_dispatch_request(p4_core_t *core, uint8_t cmd, const uint8_t *req, uint3
         if (ext)
             err = cmd_console_ctl(core, req, len);
         break;
+    case P4_CMD_CANCEL:
+        if (ext)
+            err = cmd_cancel(core, req, len);
+        break;
     case P4_CMD_CALL:
         if (ext) {
             p4_call_handle(core, req, len);
-            return;
+            err = P4_OK;
         }
         break;
     default:
@@ -307,4 +342,5 @@ void p4_dispatch_request(p4_core_t *core, uint8_t cmd, const uint8_t *req, uint3
     }
     if (err != P4_OK)
         p4_frame_send_error(core, cmd, err);
+    p4_busy_answer_cancel(core); /* a CANCEL that came in while this ran */
 }
