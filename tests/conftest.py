@@ -53,37 +53,33 @@ def sim_device():
     dev.close()
 
 
-@pytest.fixture
-def sim_pty_device():
-    """A Device on the virtual ESP32-P4 over a pseudo-terminal."""
+def _sim_only(port: str):
+    """A Device on the virtual device over ``port`` (never a board: these
+    fixtures test the virtual device's own transports and modes)."""
     if not sim_available():
         pytest.skip("p4jit-sim is not built (make native)")
     from p4jit.runtime import Device
-    dev = Device("sim:pty")
+    dev = Device(port)
     yield dev
     dev.close()
+
+
+@pytest.fixture
+def sim_pty_device():
+    """A Device on the virtual ESP32-P4 over a pseudo-terminal."""
+    yield from _sim_only("sim:pty")
 
 
 @pytest.fixture
 def sim_v1_device():
     """A Device on the virtual ESP32-P4 answering like the original firmware."""
-    if not sim_available():
-        pytest.skip("p4jit-sim is not built (make native)")
-    from p4jit.runtime import Device
-    dev = Device("sim:v1")
-    yield dev
-    dev.close()
+    yield from _sim_only("sim:v1")
 
 
 @pytest.fixture(params=["sim", "sim:pty"])
 def any_sim_device(request):
     """The virtual device over each transport."""
-    if not sim_available():
-        pytest.skip("p4jit-sim is not built (make native)")
-    from p4jit.runtime import Device
-    dev = Device(request.param)
-    yield dev
-    dev.close()
+    yield from _sim_only(request.param)
 
 
 # ---- every test file is collected ---------------------------------------------------------------

@@ -119,7 +119,8 @@ typedef bool (*p4_sim_illegal_insn_fn)(struct p4_sim *s, uint32_t pc, uint32_t i
 typedef struct p4_sim {
     /* options */
     uint32_t psram_mib;
-    uint32_t budget_ms;
+    uint32_t budget_ms;     /* a call's budget when the host sends none */
+    uint32_t budget_cap_ms; /* no call runs longer, whatever the host asks; 0 = no cap */
     bool v1;
     const char *rom_path;
 

@@ -66,6 +66,8 @@ bool p4_sim_rom_load(p4_sim_t *s, const char *path, char *err, size_t errlen)
 {
     bool ok = false;
     Elf *elf = NULL;
+    GElf_Phdr *loads = NULL; /* the PT_LOAD segments, read once */
+    size_t *index = NULL;    /* their program-header numbers, for messages */
     size_t len = 0;
     uint8_t *img = read_file(path, &len, err, errlen);
     if (img == NULL)
@@ -87,7 +89,13 @@ bool p4_sim_rom_load(p4_sim_t *s, const char *path, char *err, size_t errlen)
     if (elf_getphdrnum(elf, &nph) != 0)
         FAIL("%s: %s", path, elf_errmsg(-1));
 
-    /* Pass 1: the extent of the flash-window part decides the ROM mapping. */
+    /* Pass 1: read and check the segments to load (kept for pass 2); the
+     * extent of the flash-window part decides the ROM mapping. */
+    loads = calloc(nph ? nph : 1, sizeof *loads);
+    index = calloc(nph ? nph : 1, sizeof *index);
+    if (loads == NULL || index == NULL)
+        FAIL("out of memory reading %s", path);
+    size_t nload = 0;
     uint64_t rom_end = P4_SIM_ROM_BASE;
     for (size_t i = 0; i < nph; i++) {
         GElf_Phdr ph;
@@ -97,6 +105,8 @@ bool p4_sim_rom_load(p4_sim_t *s, const char *path, char *err, size_t errlen)
             continue;
         if (ph.p_filesz > ph.p_memsz || ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
             FAIL("%s: segment %zu is truncated or malformed", path, i);
+        loads[nload] = ph;
+        index[nload++] = i;
         if (ph.p_vaddr >= P4_SIM_ROM_BASE &&
             ph.p_vaddr < (uint64_t)P4_SIM_ROM_BASE + P4_SIM_ROM_MAX_SIZE) {
             uint64_t end = ph.p_vaddr + ph.p_memsz;
@@ -116,12 +126,9 @@ bool p4_sim_rom_load(p4_sim_t *s, const char *path, char *err, size_t errlen)
     s->rom_end = (uint32_t)rom_end;
 
     /* Pass 2: copy and zero-fill. */
-    for (size_t i = 0; i < nph; i++) {
-        GElf_Phdr ph;
-        if (gelf_getphdr(elf, (int)i, &ph) == NULL)
-            FAIL("%s: %s", path, elf_errmsg(-1));
-        if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
-            continue;
+    for (size_t k = 0; k < nload; k++) {
+        const GElf_Phdr ph = loads[k];
+        const size_t i = index[k];
         uint64_t lo = ph.p_vaddr, hi = ph.p_vaddr + ph.p_memsz;
         bool in_rom = lo >= P4_SIM_ROM_BASE && hi <= (uint64_t)P4_SIM_ROM_BASE + map;
         bool in_fw = lo >= P4_SIM_FW_DATA_BASE &&
@@ -142,6 +149,8 @@ bool p4_sim_rom_load(p4_sim_t *s, const char *path, char *err, size_t errlen)
         FAIL("%s: entry 0x%08x is not in the ROM image", path, s->rom_entry);
     ok = true;
 out:
+    free(index);
+    free(loads);
     if (elf != NULL)
         elf_end(elf);
     free(img);

@@ -190,15 +190,25 @@ void tlb_set_page_riscv32(struct CPUState *cpu, uint32_t vaddr, uint64_t paddr, 
     }
 }
 
+/* The fast-store area holding ram_addr, with its page index in *page; NULL
+ * for RAM that is not ours (another engine's, or outside the areas). */
+static fix_area_t *code_page_of(struct uc_struct *uc, ram_addr_t ram_addr, uint32_t *page)
+{
+    if (uc != fix.uc)
+        return NULL;
+    fix_area_t *a = area_by_ram(ram_addr);
+    if (a != NULL)
+        *page = (uint32_t)(ram_addr - a->ram) >> FIX_PAGE_BITS;
+    return a;
+}
+
 void tlb_protect_code_riscv32(struct uc_struct *uc, ram_addr_t ram_addr)
 {
     /* Unicorn's own is a no-op (its dirty bitmap is stubbed). */
-    if (uc != fix.uc)
-        return;
-    fix_area_t *a = area_by_ram(ram_addr);
+    uint32_t page;
+    fix_area_t *a = code_page_of(uc, ram_addr, &page);
     if (a == NULL)
         return;
-    uint32_t page = (uint32_t)(ram_addr - a->ram) >> FIX_PAGE_BITS;
     a->code[page / 64] |= 1ull << (page % 64);
     if (fix.cpu != NULL) /* else no TLB entry exists yet */
         tlb_reset_dirty_riscv32(fix.cpu, (ram_addr_t)(uintptr_t)(a->host + (page << FIX_PAGE_BITS)),
@@ -209,12 +219,10 @@ void tlb_unprotect_code_riscv32(struct uc_struct *uc, ram_addr_t ram_addr)
 {
     /* Unicorn's own is a no-op. Entries that still carry TLB_NOTDIRTY keep
      * it (slow but correct) until they are refilled. */
-    if (uc != fix.uc)
-        return;
-    fix_area_t *a = area_by_ram(ram_addr);
+    uint32_t page;
+    fix_area_t *a = code_page_of(uc, ram_addr, &page);
     if (a == NULL)
         return;
-    uint32_t page = (uint32_t)(ram_addr - a->ram) >> FIX_PAGE_BITS;
     a->code[page / 64] &= ~(1ull << (page % 64));
 }
 

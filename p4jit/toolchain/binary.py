@@ -16,7 +16,7 @@ from ..signature import ARG_SLOTS, SLOT_SIZE, Signature
 from ._common import build_error, run_tool
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .builder import PreparedBuild
+    from .prepared import PreparedBuild
     from .discovery import Toolchain
 
 __all__ = ["BinaryObject", "Section", "Symbol"]

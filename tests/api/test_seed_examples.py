@@ -160,18 +160,7 @@ def test_example1_saturates_like_numpy(jit, sources):
     np.testing.assert_array_equal(data, expected)
 
 
-GEOMETRY_C = """
-#include <stdint.h>
-
-typedef struct {
-    float x;
-    int y;
-} Point;
-
-float sum_point(Point* p, int8_t z, uint16_t* arr) {
-    return p->x + (float)p->y + (float)z + (float)arr[0];
-}
-"""
+GEOMETRY_C = kernels.source("geometry")  # the original README's example 2
 
 
 def test_example2_struct_with_manual_memory(jit, sources):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import kernels
 from toolchain_fixtures import builder, cache_dir, make_builder, rom_elf, src  # noqa: F401 (fixtures)
 
 from p4jit.toolchain import BinaryObject, Builder, BuildError, SignatureError
@@ -142,16 +143,7 @@ def test_cpp_static_constructor_rejected(builder, src):
 
 
 def test_struct_typedef_in_signature(builder, src):
-    path = src({"geometry.c": """
-        #include <stdint.h>
-        typedef struct {
-            float x;
-            int y;
-        } Point;
-        float sum_point(Point* p, int8_t z, uint16_t* arr) {
-            return p->x + (float)p->y + (float)z + (float)arr[0];
-        }
-    """})
+    path = src({"geometry.c": kernels.source("geometry")})
     prep = builder.prepare(path, "sum_point")
     p, z, arr = prep.signatures["sum_point"].params
     assert (p.kind, p.dtype, p.struct_size, p.c_type) == ("pointer", "struct", 8, "Point *")

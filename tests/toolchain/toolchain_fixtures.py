@@ -31,7 +31,10 @@ if not _have_toolchain():  # pragma: no cover
 
 
 @pytest.fixture
-def cache_dir(tmp_path: Path) -> Path:
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's own build cache. $P4JIT_CACHE_DIR would take precedence over
+    the config's cache.dir, so a developer's setting is set aside here."""
+    monkeypatch.delenv("P4JIT_CACHE_DIR", raising=False)
     d = tmp_path / "cache"
     d.mkdir()
     return d

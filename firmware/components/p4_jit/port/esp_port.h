@@ -18,12 +18,6 @@
 #include "p4_jit_core.h"
 #include "sdkconfig.h"
 
-/* The read hook's "no timeout" value (p4_jit_port.h defines it from this
- * round's read contract on; the port needs it either way). */
-#ifndef P4_PORT_WAIT_FOREVER
-#define P4_PORT_WAIT_FOREVER UINT32_MAX
-#endif
-
 /* Every block the host allocates starts on a cache line and covers whole
  * lines (P4 L2 line, CONFIG_CACHE_L2_CACHE_LINE_128B; a multiple of the 64-byte
  * L1 lines), so the write-back + invalidate after an upload never touches a

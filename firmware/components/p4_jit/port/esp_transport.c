@@ -10,16 +10,8 @@
 #include "freertos/task.h"
 #include "sdkconfig.h"
 
-#include "p4_jit_port.h"
-/* p4_jit_port.h names P4_PORT_WAIT_FOREVER together with the read hook that
- * takes a timeout (the core drops a half-received frame after an inter-byte
- * gap); a core from before that contract blocks until a byte arrives.
- * Checked before esp_port.h supplies the constant for the older header. */
-#ifdef P4_PORT_WAIT_FOREVER
-#define P4_ESP_READ_TAKES_TIMEOUT 1
-#endif
-
 #include "esp_port.h"
+#include "p4_jit_port.h"
 
 const p4_esp_link_t *p4_esp_link(void)
 {
@@ -32,19 +24,11 @@ const p4_esp_link_t *p4_esp_link(void)
 #endif
 }
 
-#ifdef P4_ESP_READ_TAKES_TIMEOUT
 int p4_port_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
 {
     (void)ctx;
     return p4_esp_link()->read(buf, cap, timeout_ms);
 }
-#else
-int p4_port_read(void *ctx, uint8_t *buf, size_t cap)
-{
-    (void)ctx;
-    return p4_esp_link()->read(buf, cap, P4_PORT_WAIT_FOREVER);
-}
-#endif
 
 int p4_port_write(void *ctx, const uint8_t *buf, size_t len)
 {
