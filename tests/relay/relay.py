@@ -128,7 +128,8 @@ class Relay:
         try:
             self.process = subprocess.Popen(sim_cmd + ["--fd", str(dev_end.fileno())],
                                             pass_fds=(dev_end.fileno(),), stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, close_fds=True)
+                                            stdout=subprocess.DEVNULL, close_fds=True,
+                                            start_new_session=True)  # SIGINT is for the host only
         finally:
             dev_end.close()
         self.frozen = False
