@@ -117,3 +117,37 @@ def test_threads_loading_calling_and_freeing_together(fresh_jit, sources):
         assert _addresses(jit) == []
     assert jit.get_heap_stats() == heap_before
 
+
+
+def test_a_device_array_freed_by_another_thread_is_never_used_after(fresh_jit, sources):
+    """One thread calls with a device array, another frees it meanwhile: each
+    call either uses the live array (correct result) or refuses the freed one
+    (ValueError), never the device memory it no longer owns."""
+    jit = fresh_jit
+    mix = jit.load(sources(MIX_C), "mix")
+    n = 256
+    d_host = np.arange(n, dtype=np.int32)
+    d = jit.array(d_host)
+    twenty = threading.Event()
+    refused = []
+
+    def caller(_):
+        for i in range(10_000):
+            x = np.full(n, i, np.int32)
+            try:
+                mix(x, np.int32(n), np.int32(2), d)
+            except ValueError as e:
+                refused.append(str(e))
+                return
+            np.testing.assert_array_equal(x, 2 * i + d_host)
+            if i == 20:
+                twenty.set()
+
+    def freer(_):
+        twenty.wait()
+        d.free()
+
+    _run_threads(lambda t: (caller if t == 0 else freer)(t), n=2)
+    assert refused and "was freed" in refused[0]
+    mix.free()
+    assert _addresses(jit) == []
