@@ -265,14 +265,15 @@ def test_ctrl_c_stops_the_kernel(rig):
 
 
 def test_cancel_from_another_thread(rig):
-    """Link.cancel() from another thread while a long kernel runs: the call
-    raises CallCancelledError, the array is untouched, the next call works at once."""
+    """device.cancel() from another thread (the relay's) while a long kernel
+    runs: the call raises CallCancelledError, the array is untouched, the next
+    call works at once."""
     cancelled = getattr(_core, "CallCancelledError", None)
     assert cancelled is not None, "p4jit._core has no CallCancelledError (host cancel support)"
-    link = rig.jit.device.link
+    device = rig.jit.device
     x, _, _ = rig.inputs()
     before = x.copy()
-    rig.relay.arm("then", TO_DEVICE, CALL, after=0.2, action=link.cancel)
+    rig.relay.arm("then", TO_DEVICE, CALL, after=0.2, action=lambda: device.cancel())
     t0 = time.perf_counter()
     with pytest.raises(cancelled):
         rig.call(x, spin=LONG_SPIN)
