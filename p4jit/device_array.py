@@ -41,13 +41,16 @@ class DeviceArray(RichDisplay):
         caps: ``MALLOC_CAP_*`` flags it was allocated with.
     """
 
-    __slots__ = ("_device", "_owner", "_gone", "address", "shape", "dtype", "caps", "nbytes",
+    __slots__ = ("_device", "_owner", "_lock", "_gone", "address", "shape", "dtype", "caps", "nbytes",
                  "__weakref__")
 
     def __init__(self, device, address: int, shape: Tuple[int, ...], dtype: np.dtype, caps: int,
                  owner: Any = None) -> None:
         self._device = device
         self._owner = owner
+        # the session's lock (P4JIT._lock): transfers and free() never overlap
+        # another thread's call, load or close of the same session
+        self._lock = getattr(owner, "_lock", None) or threading.RLock()
         self._gone = "was freed"  # why _device is None, once it is
         self.address = address
         self.shape = tuple(shape)
@@ -102,10 +105,11 @@ class DeviceArray(RichDisplay):
 
     def numpy(self) -> np.ndarray:
         """Read the array from the device into a new NumPy array (one round trip)."""
-        self._check()
         out = np.empty(self.shape, self.dtype)
-        if self.nbytes:
-            progress.read_into(self._device, self.address, out)
+        with self._lock:
+            self._check()
+            if self.nbytes:
+                progress.read_into(self._device, self.address, out)
         return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
@@ -124,8 +128,10 @@ class DeviceArray(RichDisplay):
         except ValueError:
             raise ValueError(f"DeviceArray.write(): data of shape {np.shape(data)} does not fit "
                              f"an array of shape {self.shape}") from None
-        if self.nbytes:
-            progress.write_memory(self._device, self.address, src)
+        with self._lock:
+            self._check()
+            if self.nbytes:
+                progress.write_memory(self._device, self.address, src)
         return self
 
     def fill(self, value: Any) -> "DeviceArray":
@@ -137,14 +143,15 @@ class DeviceArray(RichDisplay):
     def free(self) -> None:
         """Release the device memory. Safe to call twice; using the array after
         it raises ``ValueError``."""
-        device, self._device = self._device, None
-        if device is not None:
-            try:
-                device.free(self.address)
-            except ValueError:
-                pass  # already gone: the session freed everything
-            if self._owner is not None:
-                self._owner._forget_array(self)
+        with self._lock:
+            device, self._device = self._device, None
+            if device is not None:
+                try:
+                    device.free(self.address)
+                except ValueError:
+                    pass  # already gone: the session freed everything
+                if self._owner is not None:
+                    self._owner._forget_array(self)
 
     def __enter__(self) -> "DeviceArray":
         return self

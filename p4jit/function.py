@@ -156,6 +156,7 @@ class JITFunction(_OnImage):
         self.signature = signature
         self.smart_args = smart_args
         self._owner = owner  # the P4JIT that loaded it
+        self._lock = owner._lock  # the session's: see __call__
         self._module: Optional["JITModule"] = None
         self._image = image
         device = image.device
@@ -188,34 +189,40 @@ class JITFunction(_OnImage):
         m = self._marshaller
         if m is None:
             return self._call_raw(args)
-        if not self._live:
-            raise self._freed_error()
         arena = self._arena
         device = self._device
         _calling.device = device
         t = _perf()
         try:
-            try:
-                result = m.call(self._link, self._entry, self._args_addr, arena.address,
-                                arena.capacity, args, self._grow, self._budget)
-            except TypeError:
-                # a NumPy scalar of another type (np.int64(5) for an int): take
-                # its value, range-checked like a Python number (nothing was sent)
-                plain = _plain_scalars(args)
-                if plain is None:
-                    raise
-            else:
-                plain = None
-            if plain is not None:
-                result = m.call(self._link, self._entry, self._args_addr, arena.address,
-                                arena.capacity, plain, self._grow, self._budget)
+            # The session lock: pack, arena growth, the CALL and the copy-back
+            # are one step for the other threads of this session (an arena
+            # another thread grows meanwhile would be freed under this call).
+            with self._lock:
+                try:
+                    if not self._live:
+                        raise self._freed_error()
+                    try:
+                        result = m.call(self._link, self._entry, self._args_addr, arena.address,
+                                        arena.capacity, args, self._grow, self._budget)
+                    except TypeError:
+                        # a NumPy scalar of another type (np.int64(5) for an int): take
+                        # its value, range-checked like a Python number (nothing was sent)
+                        plain = _plain_scalars(args)
+                        if plain is None:
+                            raise
+                    else:
+                        plain = None
+                    if plain is not None:
+                        result = m.call(self._link, self._entry, self._args_addr, arena.address,
+                                        arena.capacity, plain, self._grow, self._budget)
+                finally:
+                    if device.console_pending:
+                        _end_console_line(device)
         except ExecutionFaultError as e:
             self._explain_fault(e)
             raise
         finally:
             _calling.device = None
-            if device.console_pending:
-                _end_console_line(device)
         self._last_s = _perf() - t
         self._calls += 1
         return result
@@ -244,14 +251,18 @@ class JITFunction(_OnImage):
                              f"the device buffer holds {ARGS_SIZE} (32 slots of 4 bytes)")
         t = _perf()
         try:
-            r = self._device.call(self._entry, self._args_addr, writes=((self._args_addr, blob),),
-                                  budget_ms=self._budget)
+            with self._lock:
+                try:
+                    if not self._live:
+                        raise self._freed_error()
+                    r = self._device.call(self._entry, self._args_addr,
+                                          writes=((self._args_addr, blob),), budget_ms=self._budget)
+                finally:
+                    if self._device.console_pending:
+                        _end_console_line(self._device)
         except ExecutionFaultError as e:
             self._explain_fault(e)
             raise
-        finally:
-            if self._device.console_pending:
-                _end_console_line(self._device)
         self._last_s = _perf() - t
         self._calls += 1
         self._stats.cycles, self._stats.instructions = r.cycles, r.instret
@@ -334,18 +345,19 @@ class JITFunction(_OnImage):
     def free(self) -> None:
         """Release the function's device memory (code, arguments, arena). Calling
         it afterwards raises :class:`FreedFunctionError`. Safe to call twice."""
-        if not self._live:
-            return
-        self._live = False
-        try:
-            self._arena.release()
-        except (ValueError, P4JITError) as e:
-            _log.debug("%s: arena: %s", self.name, e)
-        if self._module is None:
-            self._image.free()
-            self._owner._forget(self)
-        else:
-            self._module._function_freed(self)
+        with self._lock:  # never under a call of another thread
+            if not self._live:
+                return
+            self._live = False
+            try:
+                self._arena.release()
+            except (ValueError, P4JITError) as e:
+                _log.debug("%s: arena: %s", self.name, e)
+            if self._module is None:
+                self._image.free()
+                self._owner._forget(self)
+            else:
+                self._module._function_freed(self)
 
     def _drop(self) -> None:
         """The session is closing and frees all device memory itself."""

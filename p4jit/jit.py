@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import warnings
 import weakref
@@ -111,6 +112,10 @@ class P4JIT(RichDisplay):
                  console: Union[bool, Callable[[str], None]] = True,
                  sim_args: Sequence[str] = ()) -> None:
         t0 = time.perf_counter()
+        #: One lock per session around everything that touches its device
+        #: memory: a call (pack, arena growth, CALL, copy-back), a load, a free,
+        #: a DeviceArray's creation, transfers and free, and close().
+        self._lock = threading.RLock()
         self._closed = True
         self._owned: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._arrays: "weakref.WeakSet[DeviceArray]" = weakref.WeakSet()
@@ -272,42 +277,46 @@ class P4JIT(RichDisplay):
         code_size = -(-prep.size // grain) * grain
         _log.log(INFO_VERBOSE, "Allocating device memory (code %d bytes, %s, align %d)",
                  code_size, caps_to_str(code_caps), align)
-        owner = "module " + "+".join(names) if as_module else names[0]
-        code_addr = device.allocate(code_size, code_caps, align, owner=owner)
-        args_addr = 0
-        try:
-            args_addr = device.allocate(_ARGS_SIZE, data_caps, max(16, alignment), owner=owner)
-            _log.log(INFO_VERBOSE, "  code at 0x%08X, arguments at 0x%08X", code_addr, args_addr)
-            _log.log(INFO_VERBOSE, "Pass 2: Re-linking with allocated addresses")
-            binary = self.builder.link(prep, code_addr, args_addr)
-            build_s = time.perf_counter() - t0
-            _log.log(INFO_VERBOSE, "Uploading binary to device (%d bytes)", len(binary.data))
-            device.write_memory(code_addr, binary.data)
-            image = _Image(device, code_addr, args_addr, binary)
-            budget = self.budget_ms if budget_ms is None else budget_ms
-            functions = {
-                name: JITFunction(self, image, name, prep.signatures[name], smart_args=smart_args,
-                                  sync_arrays=sync_arrays, data_caps=data_caps, alignment=alignment,
-                                  budget_ms=budget, stats=FunctionStats(build_s=build_s))
-                for name in names
-            }
-        except BaseException:
-            for addr in (args_addr, code_addr):
-                if addr:
-                    try:
-                        device.free(addr)
-                    except Exception:  # the original error matters more
-                        pass
-            raise
-        load_s = time.perf_counter() - t0
-        for f in functions.values():
-            f._stats.load_s = load_s
-        result: Union[JITFunction, JITModule]
-        if not as_module:
-            result = functions[names[0]]
-        else:
-            result = JITModule(self, image, functions)
-        self._owned.add(result)
+        # The device part under the session lock (the build above runs unlocked):
+        # a close() or a call of another thread never sees half a load.
+        with self._lock:
+            self._check_open()
+            owner = "module " + "+".join(names) if as_module else names[0]
+            code_addr = device.allocate(code_size, code_caps, align, owner=owner)
+            args_addr = 0
+            try:
+                args_addr = device.allocate(_ARGS_SIZE, data_caps, max(16, alignment), owner=owner)
+                _log.log(INFO_VERBOSE, "  code at 0x%08X, arguments at 0x%08X", code_addr, args_addr)
+                _log.log(INFO_VERBOSE, "Pass 2: Re-linking with allocated addresses")
+                binary = self.builder.link(prep, code_addr, args_addr)
+                build_s = time.perf_counter() - t0
+                _log.log(INFO_VERBOSE, "Uploading binary to device (%d bytes)", len(binary.data))
+                device.write_memory(code_addr, binary.data)
+                image = _Image(device, code_addr, args_addr, binary)
+                budget = self.budget_ms if budget_ms is None else budget_ms
+                functions = {
+                    name: JITFunction(self, image, name, prep.signatures[name], smart_args=smart_args,
+                                      sync_arrays=sync_arrays, data_caps=data_caps, alignment=alignment,
+                                      budget_ms=budget, stats=FunctionStats(build_s=build_s))
+                    for name in names
+                }
+            except BaseException:
+                for addr in (args_addr, code_addr):
+                    if addr:
+                        try:
+                            device.free(addr)
+                        except Exception:  # the original error matters more
+                            pass
+                raise
+            load_s = time.perf_counter() - t0
+            for f in functions.values():
+                f._stats.load_s = load_s
+            result: Union[JITFunction, JITModule]
+            if not as_module:
+                result = functions[names[0]]
+            else:
+                result = JITModule(self, image, functions)
+            self._owned.add(result)
         _log.log(INFO_VERBOSE, "Function loaded successfully.")
         _log.info("Loaded %s: %d bytes at 0x%08X in %.0f ms", label, binary.total_size, code_addr,
                   load_s * 1e3)
@@ -377,13 +386,14 @@ class P4JIT(RichDisplay):
             alignment: of the device allocation, bytes.
         """
         src = np.ascontiguousarray(data, dtype=dtype)
-        arr = self._new_array(src.shape, src.dtype, caps, alignment)
-        if src.nbytes:
-            try:
-                _progress.write_memory(self.session.device, arr.address, src)
-            except BaseException:
-                arr.free()
-                raise
+        with self._lock:  # no other thread sees the array before its data is in
+            arr = self._new_array(src.shape, src.dtype, caps, alignment)
+            if src.nbytes:
+                try:
+                    _progress.write_memory(self.session.device, arr.address, src)
+                except BaseException:
+                    arr.free()
+                    raise
         return arr
 
     def empty(self, shape: ShapeLike, dtype: Any = np.float32, *, caps: int = DEFAULT_DATA_CAPS,
@@ -397,12 +407,13 @@ class P4JIT(RichDisplay):
         return self.array(np.zeros(normalise_shape(shape), check_dtype(dtype)), caps=caps, alignment=alignment)
 
     def _new_array(self, shape, dtype: np.dtype, caps: int, alignment: int) -> DeviceArray:
-        self._check_open()
         dtype = check_dtype(dtype)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        addr = self.session.device.allocate(max(nbytes, 1), caps, alignment, owner="DeviceArray")
-        arr = DeviceArray(self.session.device, addr, shape, dtype, caps, owner=self)
-        self._arrays.add(arr)
+        with self._lock:
+            self._check_open()
+            addr = self.session.device.allocate(max(nbytes, 1), caps, alignment, owner="DeviceArray")
+            arr = DeviceArray(self.session.device, addr, shape, dtype, caps, owner=self)
+            self._arrays.add(arr)
         return arr
 
     def _forget_array(self, arr: DeviceArray) -> None:
@@ -433,17 +444,18 @@ class P4JIT(RichDisplay):
         """Free every function, module and device array of this session, free
         everything allocated through ``session.device``, and stop the virtual
         device if this session started it. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        for obj in list(self._owned):
-            obj._drop()
-        for arr in list(self._arrays):
-            arr._device = None
-            arr._gone = "belonged to a P4JIT session that was closed"
-        self._owned = weakref.WeakSet()
-        self._arrays = weakref.WeakSet()
-        self.session.device.close()
+        with self._lock:  # after a call in flight in another thread
+            if self._closed:
+                return
+            self._closed = True
+            for obj in list(self._owned):
+                obj._drop()
+            for arr in list(self._arrays):
+                arr._device = None
+                arr._gone = "belonged to a P4JIT session that was closed"
+            self._owned = weakref.WeakSet()
+            self._arrays = weakref.WeakSet()
+            self.session.device.close()
         _log.info("Session closed")
 
     def __enter__(self) -> "P4JIT":

@@ -7,9 +7,12 @@ rebind names in the user's namespace; what a rebound name held is freed on the
 device, so re-running a cell does not pile up device memory.
 
 Everything a cell needs between runs lives here (assembly and library sources
-of earlier cells, which names are bound to what), so a later feature — the
-notebook's interrupt button cancelling a running call — has one object to
-reach: :func:`current`.
+of earlier cells, which names are bound to what): :func:`current`.
+
+The notebook's interrupt button needs nothing from here: the kernel receives
+SIGINT, the call in flight raises KeyboardInterrupt and the link sends CANCEL
+(README, "Ctrl-C, the interrupt button, cancel"). Nothing on the magics' path
+catches KeyboardInterrupt or holds the device's output back.
 """
 from __future__ import annotations
 

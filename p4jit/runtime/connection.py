@@ -168,8 +168,11 @@ def spawn_sim(*, v1: bool = False, pty: bool = False, extra_args: Sequence[str] 
                     pass
         cmd = _sim_command(["--fd", str(theirs.fileno())], flags + list(extra_args))
         log.debug("starting virtual device: %s", " ".join(cmd))
+        # A session of its own: Ctrl-C on a terminal and a notebook's interrupt
+        # button signal the whole process group; the device must live on to
+        # receive the CANCEL (it exits when its socket reaches EOF).
         proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, close_fds=True)
+                                stdout=subprocess.DEVNULL, close_fds=True, start_new_session=True)
     except BaseException:
         ours.close()
         theirs.close()
@@ -184,7 +187,8 @@ def _spawn_sim_pty(extra: Sequence[str]) -> Transport:
     # --parent-pid: the sim exits with us, even when we are killed (SIGKILL).
     cmd = _sim_command(["--pty", "--parent-pid", str(os.getpid())], extra)
     log.debug("starting virtual device on a pty: %s", " ".join(cmd))
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, close_fds=True)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, close_fds=True,
+                            start_new_session=True)  # out of reach of Ctrl-C, as above
     try:
         line = _read_line(proc, SIM_START_TIMEOUT)
         path = line.decode(errors="replace").strip().split()[-1] if line.strip() else ""
