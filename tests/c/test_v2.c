@@ -67,8 +67,9 @@ static void test_v2_ping_golden(void)
     fx_default(&fx);
     fx_feed(&fx, k_ping_req, sizeof k_ping_req);
     CHECK(output_is(&fx, k_ping_ok, sizeof k_ping_ok));
-    /* Byte by byte: the same answer. */
-    tport_clear_output(&fx.t);
+    fx_teardown(&fx);
+    /* Byte by byte (a fresh device): the same answer. */
+    fx_default(&fx);
     for (size_t i = 0; i < sizeof k_ping_req; i++)
         p4_core_feed(&fx.core, k_ping_req + i, 1);
     CHECK(output_is(&fx, k_ping_ok, sizeof k_ping_ok));
@@ -317,7 +318,8 @@ static void test_gap_only_inside_frames(void)
     stream_t s = {.len = 0};
     stream_add(&s, k_ping_req, sizeof k_ping_req);
     size_t pause = s.len;
-    stream_add(&s, k_ping_req, sizeof k_ping_req);
+    uint8_t ping2[32]; /* the next request: seq 2 (a repeat of seq 1 is dropped) */
+    stream_add(&s, ping2, build_frame_v2(ping2, P4_CMD_PING, 0, 2, "hi", 2));
     fx_t fx;
     fx_setup(&fx, 4096, 4096, 4, false);
     fx.t.in = s.bytes;
@@ -414,6 +416,39 @@ static void test_busy_ping_busy_cancel(void)
     CHECK_EQ(fx_feed(&fx, req, exec_req(req, entry)), 1);
     expect_ok(&fx.frames[0], P4_CMD_EXEC, 4);
     CHECK_EQ(p4_wire_get_u32(fx.frames[0].payload), 99);
+    fx_teardown(&fx);
+}
+
+/* A duplicated request frame (same seq as the last request run) is dropped:
+ * an in-place kernel never runs twice, and only one answer goes out. Busy
+ * mode drops a copy of the running request the same way; another seq runs. */
+static void test_v2_repeated_seq_dropped(void)
+{
+    fx_t fx;
+    fx_default(&fx);
+    uint32_t entry = put_code(&fx, k_run_code, sizeof k_run_code);
+    uint8_t p[4], req[64];
+    fx_put32(p, entry);
+    size_t n = build_frame_v2(req, P4_CMD_EXEC, 0, 41, p, 4);
+    uint32_t execs = fx.t.n_execs;
+    CHECK_EQ(fx_feed(&fx, req, n), 1);
+    CHECK_EQ(fx.t.n_execs, execs + 1);
+    CHECK_EQ(fx_feed(&fx, req, n), 0); /* the copy: not run, not answered */
+    CHECK_EQ(fx.t.n_execs, execs + 1);
+    CHECK_EQ(fx.core.frames_repeated, 1);
+    /* While it runs, a copy of the running request is dropped too. */
+    size_t m = build_frame_v2(req + n, P4_CMD_EXEC, 0, 42, p, 4);
+    fx.t.busy_in = req + n;
+    fx.t.busy_len = m;
+    CHECK_EQ(fx_feed(&fx, req + n, m), 1);
+    CHECK_EQ(fx.core.frames_repeated, 2);
+    CHECK(fx.frames[0].v2 && fx.frames[0].seq == 42);
+    expect_ok(&fx.frames[0], P4_CMD_EXEC, 4);
+    fx.t.busy_len = 0;
+    /* A new session numbers afresh: seq 42 runs again after it. */
+    p4_core_session_end(&fx.core, false);
+    CHECK_EQ(fx_feed(&fx, req + n, m), 1);
+    expect_ok(&fx.frames[0], P4_CMD_EXEC, 4);
     fx_teardown(&fx);
 }
 
@@ -613,6 +648,7 @@ const test_case_t k_v2_tests[] = {
     T(test_crc32_matches_zlib),
     T(test_v2_ping_golden),
     T(test_v2_seq_echoed),
+    T(test_v2_repeated_seq_dropped),
     T(test_v2_and_v1_interleave),
     T(test_v2_crc_mismatch),
     T(test_v2_non_request_ignored),

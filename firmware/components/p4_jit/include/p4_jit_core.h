@@ -81,6 +81,10 @@ typedef struct {
     /* framing of the reply being sent (that of its request) */
     bool reply_v2;
     uint32_t reply_seq;
+    /* the seq of the last v2 request run (has_last_seq: one was): a repeat of
+     * it (a duplicated frame) is dropped, so no request ever runs twice */
+    bool has_last_seq;
+    uint32_t last_seq;
     /* busy mode: a kernel is running (inside p4_port_exec) */
     bool executing;
     bool cancel_requested;   /* a CANCEL arrived for the running kernel */
@@ -99,6 +103,7 @@ typedef struct {
     uint32_t frames_bad_checksum;
     uint32_t frames_abandoned; /* partial frames dropped after P4_FRAME_GAP_MS */
     uint32_t frames_busy;      /* requests answered P4_ERR_BUSY */
+    uint32_t frames_repeated;  /* v2 repeats of the last request, dropped */
     uint32_t bytes_discarded;
 } p4_core_t;
 

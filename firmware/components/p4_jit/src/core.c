@@ -88,6 +88,7 @@ void p4_core_session_end(p4_core_t *core, bool free_allocations)
     if (core == NULL)
         return;
     p4_frame_rx_abandon(core);
+    core->has_last_seq = false; /* a new host numbers its requests afresh */
     core->console_enabled = false;
     core->console_v2 = false;
     core->cancel_requested = false;

@@ -215,6 +215,13 @@ static void frame_checksum_done(p4_core_t *core)
     frame_reset(core);
     if (!request)
         return;
+    if (v2 && core->has_last_seq && seq == core->last_seq) {
+        /* A copy of the request running now or answered last (a duplicated
+         * frame on the link): running it again could apply an in-place
+         * kernel twice, and its answer was or will be sent once. Drop it. */
+        core->frames_repeated++;
+        return;
+    }
     core->frames_ok++;
     if (core->executing) {
         p4_busy_request(core, v2, seq, cmd, payload, len);
@@ -222,6 +229,8 @@ static void frame_checksum_done(p4_core_t *core)
     }
     core->reply_v2 = v2;
     core->reply_seq = seq;
+    core->has_last_seq = v2;
+    core->last_seq = seq;
     if (payload == core->busy_payload && len > 0) {
         /* Begun while a kernel ran, ended after it: move it out of the busy
          * buffer, which the next kernel's busy mode reuses. */
