@@ -46,6 +46,19 @@ const char *p4_link_cmd_name(uint8_t cmd)
     }
 }
 
+void p4_link_drop_summary(const p4_link_t *l, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    out[0] = '\0';
+    if (!l->drop_stale && !l->drop_crc)
+        return;
+    snprintf(out, cap, "; dropped meanwhile: %u stale or duplicated answer(s), %u frame(s) that "
+             "failed the %s, the last %s",
+             (unsigned)l->drop_stale, (unsigned)l->drop_crc, l->v2 ? "CRC-32" : "checksum",
+             l->drop_note);
+}
+
 p4_link_status_t p4_link_fail(p4_link_t *l, p4_link_status_t st, const char *fmt, ...)
 {
     va_list ap;
@@ -82,14 +95,25 @@ static p4_link_status_t wait_fd(p4_link_t *l, short events, uint64_t deadline)
             return P4_LINK_TIMEOUT;
         uint64_t left = deadline - now;
         int slice = (int)(left < P4_LINK_SLICE_MS ? left : P4_LINK_SLICE_MS);
-        struct pollfd p = {.fd = l->fd, .events = events, .revents = 0};
-        int r = poll(&p, 1, slice);
+        struct pollfd pf[2] = {{.fd = l->fd, .events = events, .revents = 0},
+                               {.fd = l->wake_rd, .events = POLLIN, .revents = 0}};
+        struct pollfd *p = &pf[0];
+        int r = poll(pf, l->wake_rd >= 0 ? 2 : 1, slice);
+        if (r > 0 && (pf[1].revents & POLLIN)) {
+            uint8_t junk[64];
+            while (read(l->wake_rd, junk, sizeof junk) > 0) {
+            }
+            if (atomic_load(&l->cancel_req))
+                return P4_LINK_CANCEL_REQUESTED;
+            if (!(p->revents))
+                continue;
+        }
         if (r > 0) {
-            if (p.revents & events)
+            if (p->revents & events)
                 return P4_LINK_OK;
-            if (p.revents & POLLNVAL)
+            if (p->revents & POLLNVAL)
                 return os_error(l, EBADF);
-            if (p.revents & (POLLHUP | POLLERR)) {
+            if (p->revents & (POLLHUP | POLLERR)) {
                 /* For reads, let read() see the EOF/EIO; for writes it's gone. */
                 if (events & POLLIN)
                     return P4_LINK_OK;
@@ -126,6 +150,8 @@ static bool interrupt_due(p4_link_t *l)
 
 static p4_link_status_t spin_step(p4_link_t *l)
 {
+    if (atomic_load_explicit(&l->cancel_req, memory_order_relaxed))
+        return P4_LINK_CANCEL_REQUESTED;
     if (!p4_spin_step(&l->spin))
         return P4_LINK_TIMEOUT;
     return interrupt_due(l) ? P4_LINK_INTERRUPTED : P4_LINK_OK;
@@ -145,6 +171,7 @@ static p4_link_status_t wait_io(p4_link_t *l, short events, uint64_t deadline)
 int p4_link_init(p4_link_t *l, int fd, uint32_t timeout_ms)
 {
     memset(l, 0, sizeof *l);
+    l->wake_rd = l->wake_wr = -1;
     l->fd = fd;
     l->timeout_ms = timeout_ms;
     l->max_payload = P4_LINK_V1_MAX_PAYLOAD;
@@ -167,7 +194,54 @@ int p4_link_init(p4_link_t *l, int fd, uint32_t timeout_ms)
     p4_fdec_init(&l->dec, P4_LINK_MAX_RESPONSE,
                  (1u << P4_FLAG_OK) | (1u << P4_FLAG_ERROR) | (1u << P4_FLAG_EVENT));
     l->nonce = ((uint64_t)now_ms() << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)l;
+    l->seq = (uint32_t)(l->nonce * 2654435761u);
+    atomic_init(&l->cancel_req, 0);
+    atomic_init(&l->in_flight, 0);
+    int pfd[2];
+    l->wake_rd = l->wake_wr = -1;
+    if (pipe(pfd) == 0) {
+        for (int i = 0; i < 2; i++) {
+            (void)fcntl(pfd[i], F_SETFL, fcntl(pfd[i], F_GETFL) | O_NONBLOCK);
+            (void)fcntl(pfd[i], F_SETFD, FD_CLOEXEC);
+        }
+        l->wake_rd = pfd[0];
+        l->wake_wr = pfd[1];
+    }
     return 0;
+}
+
+bool p4_link_cancel(p4_link_t *l)
+{
+    if (!atomic_load(&l->in_flight))
+        return false;
+    atomic_store(&l->cancel_req, 1);
+    if (l->wake_wr >= 0) {
+        uint8_t one = 1;
+        ssize_t w = write(l->wake_wr, &one, 1); /* a full pipe is awake already */
+        (void)w;
+    }
+    return true;
+}
+
+uint8_t *p4_link_stage(p4_link_t *l, size_t n)
+{
+    if (n <= l->stage_cap)
+        return l->stage;
+    uint8_t *p = realloc(l->stage, n);
+    if (!p)
+        return NULL;
+    l->stage = p;
+    l->stage_cap = n;
+    return p;
+}
+
+void p4_link_stage_trim(p4_link_t *l)
+{
+    if (l->stage_cap > (4u << 20)) { /* do not keep a huge buffer around */
+        free(l->stage);
+        l->stage = NULL;
+        l->stage_cap = 0;
+    }
 }
 
 void p4_link_close(p4_link_t *l)
@@ -178,8 +252,14 @@ void p4_link_close(p4_link_t *l)
     free(l->rbuf);
     free(l->scratch);
     free(l->con);
-    l->rbuf = l->scratch = l->con = NULL;
-    l->rcap = l->scratch_cap = l->con_cap = l->con_len = 0;
+    free(l->stage);
+    l->rbuf = l->scratch = l->con = l->stage = NULL;
+    l->rcap = l->scratch_cap = l->con_cap = l->con_len = l->stage_cap = 0;
+    if (l->wake_rd >= 0)
+        close(l->wake_rd);
+    if (l->wake_wr >= 0)
+        close(l->wake_wr);
+    l->wake_rd = l->wake_wr = -1;
     l->closed = true;
 }
 
@@ -230,9 +310,10 @@ static p4_link_status_t write_all(p4_link_t *l, struct iovec *iov, int cnt, uint
     return P4_LINK_OK;
 }
 
-/* Send one frame (request flags) with the payload given as iovecs. */
+/* Send one frame (request flags) with the payload given as iovecs: v1, or
+ * v2 with `seq` when the link is in v2. */
 static p4_link_status_t send_frame(p4_link_t *l, uint8_t cmd, const struct iovec *tx, int txcnt,
-                                   uint32_t timeout_ms)
+                                   uint32_t seq, uint32_t timeout_ms)
 {
     uint64_t len = 0;
     for (int i = 0; i < txcnt; i++)
@@ -240,11 +321,23 @@ static p4_link_status_t send_frame(p4_link_t *l, uint8_t cmd, const struct iovec
     if (len > UINT32_MAX)
         return p4_link_fail(l, P4_LINK_BADARG, "payload of %llu bytes is too large for a frame",
                     (unsigned long long)len);
-    uint8_t hdr[P4_HEADER_SIZE], trailer[P4_CHECKSUM_SIZE];
-    uint32_t sum = p4_frame_header(hdr, cmd, P4_FLAG_REQUEST, (uint32_t)len);
-    for (int i = 0; i < txcnt; i++)
-        sum = p4_frame_sum(sum, tx[i].iov_base, tx[i].iov_len);
-    p4_frame_trailer(trailer, sum);
+    uint8_t hdr[P4_FRAME_V2_HEADER_SIZE], trailer[P4_V2_CRC_SIZE];
+    size_t hlen, tlen;
+    if (l->v2) {
+        uint32_t crc = p4_frame_header_v2(hdr, cmd, P4_FLAG_REQUEST, (uint32_t)len, seq);
+        for (int i = 0; i < txcnt; i++)
+            crc = p4_frame_crc(crc, tx[i].iov_base, tx[i].iov_len);
+        p4_wire_put_u32(trailer, crc);
+        hlen = P4_FRAME_V2_HEADER_SIZE;
+        tlen = P4_V2_CRC_SIZE;
+    } else {
+        uint32_t sum = p4_frame_header(hdr, cmd, P4_FLAG_REQUEST, (uint32_t)len);
+        for (int i = 0; i < txcnt; i++)
+            sum = p4_frame_sum(sum, tx[i].iov_base, tx[i].iov_len);
+        p4_frame_trailer(trailer, sum);
+        hlen = P4_HEADER_SIZE;
+        tlen = P4_CHECKSUM_SIZE;
+    }
 
     struct iovec small[16], *iov = small;
     int cnt = txcnt + 2;
@@ -254,22 +347,26 @@ static p4_link_status_t send_frame(p4_link_t *l, uint8_t cmd, const struct iovec
             return P4_LINK_NOMEM;
     }
     iov[0].iov_base = hdr;
-    iov[0].iov_len = P4_HEADER_SIZE;
+    iov[0].iov_len = hlen;
     if (txcnt)
         memcpy(iov + 1, tx, (size_t)txcnt * sizeof *iov);
     iov[cnt - 1].iov_base = trailer;
-    iov[cnt - 1].iov_len = P4_CHECKSUM_SIZE;
+    iov[cnt - 1].iov_len = tlen;
 
     uint64_t sent = 0;
     l->first_read = true;
     p4_link_status_t st = write_all(l, iov, cnt, &sent, timeout_ms);
     if (iov != small)
         free(iov);
-    if (st != P4_LINK_OK && st != P4_LINK_DISCONNECTED && sent > 0 &&
-        sent < len + P4_FRAME_OVERHEAD) {
+    if (st != P4_LINK_OK && st != P4_LINK_DISCONNECTED && sent > 0 && sent < len + hlen + tlen) {
+        if (l->v2) {
+            /* the device drops it after its frame gap: stay silent that long */
+            l->quiet_first = true;
+            return st;
+        }
         /* Remember what the device has seen so the resync can finish it. */
         l->tx_partial = true;
-        memcpy(l->tx_hdr, hdr, sizeof hdr);
+        memcpy(l->tx_hdr, hdr, P4_HEADER_SIZE);
         l->tx_sent = sent;
         uint32_t s = p4_wire_sum(0, hdr, sent < P4_HEADER_SIZE ? (size_t)sent : P4_HEADER_SIZE);
         uint64_t pay = sent > P4_HEADER_SIZE ? sent - P4_HEADER_SIZE : 0;
@@ -383,27 +480,55 @@ typedef enum { MATCH_REQUEST, MATCH_NONCE } match_mode_t;
 typedef struct {
     match_mode_t mode;
     uint8_t cmd;
+    uint32_t seq; /* v2: the seq the answer must echo */
     const p4_fdec_seg_t *rx;
     unsigned rxcnt;
     size_t rx_total;
     const uint8_t *nonce;
     size_t nonce_len;
     bool scattered; /* the frame in progress goes to rx */
+    bool cancelling; /* a CANCEL went out for this request: no second one */
 } expect_t;
+
+/* Is the frame whose header was just parsed the awaited answer (as far as the
+ * header can tell)? Events never are. */
+static bool header_matches(const p4_link_t *l, const expect_t *ex)
+{
+    const p4_fdec_t *d = &l->dec;
+    if (d->flags == P4_FLAG_EVENT)
+        return false;
+    if (l->v2 && (!d->v2 || d->seq != ex->seq))
+        return false;
+    return true;
+}
+
+static void note_drop(p4_link_t *l, const char *what)
+{
+    const p4_fdec_t *d = &l->dec;
+    if (d->v2)
+        snprintf(l->drop_note, sizeof l->drop_note, "%s (%u-byte %s answer, seq %u)", what,
+                 (unsigned)d->len, p4_link_cmd_name(d->cmd), (unsigned)d->seq);
+    else
+        snprintf(l->drop_note, sizeof l->drop_note, "%s (%u-byte %s answer)", what, (unsigned)d->len,
+                 p4_link_cmd_name(d->cmd));
+}
 
 /* Choose where the payload of the frame whose header was just parsed goes. */
 static void choose_sink(p4_link_t *l, expect_t *ex)
 {
     p4_fdec_t *d = &l->dec;
     ex->scattered = false;
-    if (ex->mode == MATCH_REQUEST && d->flags == P4_FLAG_OK && d->cmd == ex->cmd && ex->rx &&
-        d->len == ex->rx_total && p4_fdec_set_sink(d, ex->rx, ex->rxcnt)) {
+    bool match = header_matches(l, ex);
+    if (ex->mode == MATCH_REQUEST && match && d->flags == P4_FLAG_OK && d->cmd == ex->cmd &&
+        ex->rx && d->len == ex->rx_total && p4_fdec_set_sink(d, ex->rx, ex->rxcnt)) {
         ex->scattered = true;
         return;
     }
-    if (ex->mode == MATCH_NONCE && !(d->flags == P4_FLAG_EVENT) &&
-        !(d->flags == P4_FLAG_OK && d->cmd == P4_CMD_PING && d->len == ex->nonce_len)) {
-        (void)p4_fdec_set_sink(d, NULL, 0);
+    if (d->flags != P4_FLAG_EVENT &&
+        ((l->v2 && !match) ||
+         (ex->mode == MATCH_NONCE &&
+          !(d->flags == P4_FLAG_OK && d->cmd == P4_CMD_PING && d->len == ex->nonce_len)))) {
+        (void)p4_fdec_set_sink(d, NULL, 0); /* not ours: only checked, then dropped */
         return;
     }
     if (ensure_scratch(l, d->len ? d->len : 1) < 0) {
@@ -421,8 +546,17 @@ static int on_frame(p4_link_t *l, expect_t *ex)
     bool stored = ex->scattered || !d->discard;
     if (d->flags == P4_FLAG_EVENT) {
         l->events++;
-        if (d->cmd == P4_CMD_CONSOLE && stored && d->len)
+        if (d->cmd == P4_CMD_CONSOLE && stored && d->len) {
             console_append(l, l->scratch, d->len);
+            if (l->console_hook)
+                l->console_hook(l->intr_ctx);
+        }
+        return -1;
+    }
+    if (!header_matches(l, ex)) {
+        l->stale_dropped++;
+        l->drop_stale++;
+        note_drop(l, "a stale or duplicated answer");
         return -1;
     }
     if (ex->mode == MATCH_NONCE) {
@@ -435,6 +569,7 @@ static int on_frame(p4_link_t *l, expect_t *ex)
     l->resp_cmd = d->cmd;
     l->resp_flags = d->flags;
     l->resp_len = d->len;
+    l->resp_seq = d->seq;
     l->resp_scattered = ex->scattered;
     l->resp = ex->scattered ? NULL : l->scratch;
     if (!stored) {
@@ -450,8 +585,10 @@ static int on_frame(p4_link_t *l, expect_t *ex)
                         p4_link_cmd_name(d->cmd), (unsigned)d->len);
         }
         l->err_code = p4_wire_get_u32(l->scratch);
-        l->err_detail = l->scratch + 4;
-        l->err_detail_len = d->len - 4;
+        /* the detail is kept apart: scratch is reused by a CANCEL's answer */
+        l->err_detail_len = d->len - 4 < sizeof l->err_buf ? d->len - 4 : (uint32_t)sizeof l->err_buf;
+        memcpy(l->err_buf, l->scratch + 4, l->err_detail_len);
+        l->err_detail = l->err_buf;
         if (d->cmd != ex->cmd && l->err_code != P4_ERR_CHECKSUM) {
             l->need_resync = true;
             return p4_link_fail(l, P4_LINK_PROTOCOL,
@@ -567,6 +704,81 @@ static p4_link_status_t read_some(p4_link_t *l, uint64_t *deadline, uint32_t tim
     }
 }
 
+static p4_link_status_t recv_frame(p4_link_t *l, expect_t *ex, uint32_t timeout_ms);
+
+static uint32_t next_seq(p4_link_t *l)
+{
+    if (++l->seq == 0)
+        l->seq = 1; /* 0 is the events' seq */
+    return l->seq;
+}
+
+/* The request `ex` is in flight and the user wants it stopped (an interrupt:
+ * why = INTERRUPTED, or p4_link_cancel(): CANCEL_REQUESTED). With a device
+ * that has CANCEL: send one, wait (bounded, ignoring further interrupts) for
+ * the pending answer and then the CANCEL's OK. Returns INTERRUPTED for an
+ * interrupt (the pending answer is dropped; the link stays in step), else the
+ * pending answer's status. */
+static p4_link_status_t cancel_pending(p4_link_t *l, expect_t *ex, p4_link_status_t why,
+                                       uint32_t timeout_ms)
+{
+    atomic_store(&l->cancel_req, 0);
+    if (!l->can_cancel || !l->v2 || ex->cancelling) {
+        l->need_resync = true;
+        l->quiet_first = true;
+        if (why == P4_LINK_INTERRUPTED)
+            return why;
+        return p4_link_fail(l, P4_LINK_CANCELLED,
+                    "cancelled on the host; the device cannot stop device code (no CANCEL "
+                    "support: the ESP32-P4 firmware today, or a v1 device), so the kernel runs "
+                    "until it ends or its budget runs out, and the next request waits for it");
+    }
+    ex->cancelling = true;
+    l->cancels++;
+    l->cancel_sent = true;
+    int (*hook)(void *) = l->interrupted;
+    l->interrupted = NULL; /* a second Ctrl-C waits for the bounded cancel */
+    uint32_t wait = timeout_ms < P4_LINK_CANCEL_WAIT_MS ? timeout_ms : P4_LINK_CANCEL_WAIT_MS;
+    if (wait < 500)
+        wait = 500;
+    uint32_t cseq = next_seq(l);
+    p4_link_status_t st = send_frame(l, P4_CMD_CANCEL, NULL, 0, cseq, wait);
+    p4_link_status_t pending = st;
+    if (st != P4_LINK_OK) {
+        l->need_resync = true;
+        l->quiet_first = true;
+    }
+    if (st == P4_LINK_OK)
+        pending = recv_frame(l, ex, wait);
+    /* keep what the pending answer left for the caller */
+    uint8_t rcmd = l->resp_cmd, rflags = l->resp_flags;
+    uint32_t rlen = l->resp_len, rseq = l->resp_seq, rerr = l->err_code;
+    const uint8_t *resp = l->resp;
+    bool rsc = l->resp_scattered;
+    if (st == P4_LINK_OK && pending != P4_LINK_TIMEOUT && pending != P4_LINK_DISCONNECTED &&
+        pending != P4_LINK_CLOSED && pending != P4_LINK_OSERROR) {
+        expect_t cx = {.mode = MATCH_REQUEST, .cmd = P4_CMD_CANCEL, .seq = cseq, .cancelling = true};
+        /* the pending answer's payload may live in scratch: the CANCEL's is empty */
+        st = recv_frame(l, &cx, wait);
+        if (st != P4_LINK_OK && st != P4_LINK_DISCONNECTED) {
+            l->need_resync = true;
+            l->quiet_first = true;
+        }
+    }
+    l->interrupted = hook;
+    atomic_store(&l->cancel_req, 0);
+    l->resp_cmd = rcmd;
+    l->resp_flags = rflags;
+    l->resp_len = rlen;
+    l->resp_seq = rseq;
+    l->err_code = rerr;
+    l->resp = resp;
+    l->resp_scattered = rsc;
+    if (why == P4_LINK_INTERRUPTED)
+        return P4_LINK_INTERRUPTED;
+    return pending;
+}
+
 static p4_link_status_t recv_frame(p4_link_t *l, expect_t *ex, uint32_t timeout_ms)
 {
     uint64_t deadline = now_ms() + timeout_ms;
@@ -582,10 +794,18 @@ static p4_link_status_t recv_frame(p4_link_t *l, expect_t *ex, uint32_t timeout_
                 if (r >= 0)
                     return (p4_link_status_t)r;
             } else if (ev == P4_FDEC_BAD_CHECKSUM) {
+                l->crc_dropped++;
+                l->drop_crc++;
+                note_drop(l, l->dec.v2 ? "a frame with a bad CRC-32" : "a frame with a bad checksum");
+                /* v2: a frame whose header does not name the pending request
+                 * (another seq, an event) is dropped and the wait goes on */
+                if (l->v2 && ex->mode == MATCH_REQUEST && !header_matches(l, ex))
+                    continue;
+                if (ex->mode == MATCH_NONCE && l->v2)
+                    continue;
                 l->need_resync = true;
-                return p4_link_fail(l, P4_LINK_CHECKSUM,
-                            "a %u-byte %s frame from the device failed its checksum",
-                            (unsigned)l->dec.len, p4_link_cmd_name(l->dec.cmd));
+                return p4_link_fail(l, P4_LINK_CHECKSUM, "the device's answer was dropped: %s",
+                                    l->drop_note);
             }
         }
         /* a header with an empty payload completes without more bytes */
@@ -597,8 +817,16 @@ static p4_link_status_t recv_frame(p4_link_t *l, expect_t *ex, uint32_t timeout_
              * (if any arrived) are in rbuf and get fed above */
             continue;
         }
+        if ((st == P4_LINK_INTERRUPTED || st == P4_LINK_CANCEL_REQUESTED) &&
+            ex->mode == MATCH_REQUEST && !ex->cancelling)
+            return cancel_pending(l, ex, st, timeout_ms);
+        if (st == P4_LINK_CANCEL_REQUESTED) {
+            atomic_store(&l->cancel_req, 0); /* a resync or a cancel's own wait: go on */
+            continue;
+        }
         if (st == P4_LINK_TIMEOUT || st == P4_LINK_INTERRUPTED) {
             l->need_resync = true;
+            l->quiet_first = true;
             if (st == P4_LINK_TIMEOUT)
                 l->timeouts++;
         }
@@ -625,6 +853,32 @@ static void drain_now(p4_link_t *l)
     p4_fdec_reset(&l->dec);
 }
 
+/* Stay silent for the device's frame gap (plus a margin), reading and
+ * dropping whatever arrives, so that the device has dropped any partial
+ * frame by the time the resync PING goes out. */
+static p4_link_status_t quiet_gap(p4_link_t *l)
+{
+    uint64_t until = now_ms() + l->gap_ms + P4_LINK_GAP_MARGIN_MS;
+    for (;;) {
+        drain_now(l);
+        uint64_t now = now_ms();
+        if (now >= until)
+            return P4_LINK_OK;
+        p4_link_status_t st = wait_fd(l, POLLIN, until);
+        if (st == P4_LINK_TIMEOUT)
+            return P4_LINK_OK;
+        if (st == P4_LINK_CANCEL_REQUESTED) {
+            atomic_store(&l->cancel_req, 0);
+            continue;
+        }
+        if (st != P4_LINK_OK)
+            return st;
+        struct pollfd p = {.fd = l->fd, .events = POLLIN, .revents = 0};
+        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) && !(p.revents & POLLIN))
+            return P4_LINK_DISCONNECTED;
+    }
+}
+
 p4_link_status_t p4_link_resync(p4_link_t *l, uint32_t timeout_ms)
 {
     if (l->closed)
@@ -634,6 +888,12 @@ p4_link_status_t p4_link_resync(p4_link_t *l, uint32_t timeout_ms)
     p4_link_status_t st = finish_partial(l, timeout_ms);
     if (st != P4_LINK_OK)
         return st;
+    if (l->quiet_first && l->gap_ms) {
+        st = quiet_gap(l);
+        if (st != P4_LINK_OK)
+            return st;
+    }
+    l->quiet_first = false;
     drain_now(l);
     /* A PING whose echo gets swallowed by the tail of a stale frame is sent
      * again: attempts of a third of the timeout each, and at once after a
@@ -647,7 +907,8 @@ p4_link_status_t p4_link_resync(p4_link_t *l, uint32_t timeout_ms)
         nonce[11] = 0;
         p4_wire_put_u32(nonce + 12, (uint32_t)(++l->nonce * 2654435761u));
         struct iovec tx = {nonce, sizeof nonce};
-        st = send_frame(l, P4_CMD_PING, &tx, 1, timeout_ms);
+        uint32_t seq = next_seq(l);
+        st = send_frame(l, P4_CMD_PING, &tx, 1, seq, timeout_ms);
         if (st != P4_LINK_OK)
             return st;
         uint64_t now = now_ms();
@@ -655,11 +916,12 @@ p4_link_status_t p4_link_resync(p4_link_t *l, uint32_t timeout_ms)
         uint32_t wait = left < slice ? (uint32_t)left : slice;
         if (wait == 0)
             wait = 1;
-        expect_t ex = {.mode = MATCH_NONCE, .cmd = P4_CMD_PING, .nonce = nonce,
+        expect_t ex = {.mode = MATCH_NONCE, .cmd = P4_CMD_PING, .seq = seq, .nonce = nonce,
                        .nonce_len = sizeof nonce};
         st = recv_frame(l, &ex, wait);
         if (st == P4_LINK_OK) {
             l->need_resync = false;
+            l->quiet_first = false;
             return P4_LINK_OK;
         }
         if (st != P4_LINK_TIMEOUT && st != P4_LINK_CHECKSUM)
@@ -668,6 +930,7 @@ p4_link_status_t p4_link_resync(p4_link_t *l, uint32_t timeout_ms)
             l->need_resync = true;
             return P4_LINK_TIMEOUT;
         }
+        l->quiet_first = false; /* (a timeout in recv_frame set it) */
         p4_fdec_reset(&l->dec);
     }
 }
@@ -683,6 +946,10 @@ p4_link_status_t p4_link_transact(p4_link_t *l, uint8_t cmd, const struct iovec 
         return p4_link_fail(l, P4_LINK_BADARG, "too many receive segments (%u)", rxcnt);
     l->intr_due_ms = now_ms() + P4_LINK_SLICE_MS;
     p4_spin_reset_window(&l->spin);
+    l->dec.v2_only = l->v2;
+    l->drop_stale = l->drop_crc = 0;
+    l->drop_note[0] = '\0';
+    l->cancel_sent = false;
     if (l->need_resync || l->tx_partial) {
         p4_link_status_t st = p4_link_resync(l, timeout_ms);
         if (st != P4_LINK_OK)
@@ -693,17 +960,30 @@ p4_link_status_t p4_link_transact(p4_link_t *l, uint8_t cmd, const struct iovec 
     l->err_code = 0;
     l->err_detail = NULL;
     l->err_detail_len = 0;
-    p4_link_status_t st = send_frame(l, cmd, tx, txcnt, timeout_ms);
+    uint32_t seq = next_seq(l);
+    atomic_store(&l->in_flight, 1);
+    p4_link_status_t st = send_frame(l, cmd, tx, txcnt, seq, timeout_ms);
     l->requests++;
+    if (st == P4_LINK_CANCEL_REQUESTED) {
+        /* asked to stop before the request was out: it never ran */
+        atomic_store(&l->cancel_req, 0);
+        st = p4_link_fail(l, P4_LINK_CANCELLED, "cancelled before the request was sent");
+    }
     if (st != P4_LINK_OK) {
+        atomic_store(&l->in_flight, 0);
         if (st == P4_LINK_TIMEOUT)
             l->timeouts++;
-        if (st != P4_LINK_DISCONNECTED)
+        if (st != P4_LINK_DISCONNECTED) {
             l->need_resync = true;
+            l->quiet_first = true;
+        }
         return st;
     }
-    expect_t ex = {.mode = MATCH_REQUEST, .cmd = cmd, .rx = rx, .rxcnt = rxcnt};
+    expect_t ex = {.mode = MATCH_REQUEST, .cmd = cmd, .seq = seq, .rx = rx, .rxcnt = rxcnt};
     for (unsigned i = 0; i < rxcnt; i++)
         ex.rx_total += rx[i].len;
-    return recv_frame(l, &ex, timeout_ms);
+    st = recv_frame(l, &ex, timeout_ms);
+    atomic_store(&l->in_flight, 0);
+    atomic_store(&l->cancel_req, 0);
+    return st;
 }
