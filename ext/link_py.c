@@ -706,11 +706,13 @@ static void raise_bad_free(LinkObject *self, const char *function, uint32_t ptr)
     if (!s)
         return;
     const char *op = self->link.op[0] ? self->link.op : "CALL";
-    PyObject *msg = PyUnicode_FromFormat(
-        "%s: %s%s called free(0x%08X): free() of a pointer the kernel never malloc'ed (the free "
-        "was ignored; the call's results were delivered). Look for a free() of an argument array "
-        "or of a pointer not returned by malloc, or a double free",
-        op, function ? function : "the kernel", function ? "()" : "", (unsigned)ptr);
+    char text[400];
+    PyOS_snprintf(text, sizeof text,
+                  "%s: %s%s called free(0x%08X): free() of a pointer the kernel never malloc'ed "
+                  "(the free was ignored; the call's results were delivered). Look for a free() "
+                  "of an argument array or of a pointer not returned by malloc, or a double free",
+                  op, function ? function : "the kernel", function ? "()" : "", (unsigned)ptr);
+    PyObject *msg = PyUnicode_FromString(text);
     if (!msg)
         return;
     PyObject *exc = PyObject_CallOneArg(s->BadFreeError, msg);

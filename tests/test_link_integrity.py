@@ -319,3 +319,40 @@ def test_sim_console_callback_cannot_deadlock_the_link():
         assert dev.call(addr).a0 == 7 and seen == ["hi"]
     finally:
         dev.close()
+
+
+# ---- errors attached to the call: bad free(), stack overflow --------------------------------------
+
+KERNELS = r"""
+#include <stdint.h>
+#include <stdlib.h>
+int32_t frees_its_argument(int32_t *a, int32_t n) { free(a); return n + a[0]; }
+int32_t deep(int32_t n)
+{
+    volatile char pad[512];
+    pad[0] = (char)n;
+    return n ? deep(n - 1) + pad[0] : 0;
+}
+"""
+
+
+@needs_sim
+def test_sim_bad_free_and_stack_overflow_name_the_function(tmp_path):
+    from p4jit import P4JIT
+    src = tmp_path / "kernels.c"
+    src.write_text(KERNELS)
+    with P4JIT(port="sim") as jit:
+        m = jit.load(str(src), ["frees_its_argument", "deep"], optimization="O1")
+        x = np.array([5, 6, 7, 8], np.int32)
+        with pytest.raises(errors.BadFreeError) as ei:
+            m.frees_its_argument(x, 4)
+        e = ei.value
+        assert e.function == "frees_its_argument" and e.pointer != 0
+        assert "frees_its_argument() called free(0x%08X)" % e.pointer in str(e)
+        assert "free() of a pointer the kernel never malloc'ed" in str(e)
+        assert m.deep(3) == 3 + 2 + 1
+        with pytest.raises(errors.ExecutionFaultError) as ei:
+            m.deep(1_000_000)
+        assert ei.value.stack_overflow is True
+        assert "stack overflow in deep()" in str(ei.value)
+        assert m.deep(2) == 3  # the device lives on
