@@ -267,8 +267,48 @@ void p4_link_close(p4_link_t *l)
 
 /* Write the iovecs completely. On a stop midway the caller learns how many
  * bytes went out through *sent. */
+/* A CRC computed in steps: a large v2 frame's CRC is worked out while the
+ * write waits for room in the fd (the device is busy taking the bytes), so
+ * it costs next to nothing; the trailer goes out once it is done. */
+typedef struct {
+    const struct iovec *iov;
+    int cnt, i;
+    size_t off;
+    uint32_t crc;
+} crc_job_t;
+
+#define P4_LINK_CRC_STEP (64u * 1024u)
+/* Payloads from this size on get their CRC computed while waiting to write. */
+#define P4_LINK_CRC_OVERLAP_MIN (128u * 1024u)
+
+static bool crc_job_step(crc_job_t *j, size_t budget)
+{
+    while (j->i < j->cnt && budget) {
+        size_t k = j->iov[j->i].iov_len - j->off;
+        if (k > budget)
+            k = budget;
+        j->crc = p4_frame_crc(j->crc, (const uint8_t *)j->iov[j->i].iov_base + j->off, k);
+        j->off += k;
+        budget -= k;
+        if (j->off == j->iov[j->i].iov_len) {
+            j->i++;
+            j->off = 0;
+        }
+    }
+    return j->i < j->cnt;
+}
+
+static p4_link_status_t write_all_crc(p4_link_t *l, struct iovec *iov, int cnt, uint64_t *sent,
+                                      uint32_t timeout_ms, crc_job_t *job);
+
 static p4_link_status_t write_all(p4_link_t *l, struct iovec *iov, int cnt, uint64_t *sent,
                                   uint32_t timeout_ms)
+{
+    return write_all_crc(l, iov, cnt, sent, timeout_ms, NULL);
+}
+
+static p4_link_status_t write_all_crc(p4_link_t *l, struct iovec *iov, int cnt, uint64_t *sent,
+                                      uint32_t timeout_ms, crc_job_t *job)
 {
     uint64_t deadline = now_ms() + timeout_ms;
     int i = 0;
@@ -298,6 +338,8 @@ static p4_link_status_t write_all(p4_link_t *l, struct iovec *iov, int cnt, uint
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (job && crc_job_step(job, P4_LINK_CRC_STEP))
+                continue; /* useful work instead of a spin */
             p4_link_status_t st = spin_step(l);
             if (st == P4_LINK_TIMEOUT)
                 st = wait_io(l, POLLOUT, deadline);
@@ -323,11 +365,15 @@ static p4_link_status_t send_frame(p4_link_t *l, uint8_t cmd, const struct iovec
                     (unsigned long long)len);
     uint8_t hdr[P4_FRAME_V2_HEADER_SIZE], trailer[P4_V2_CRC_SIZE];
     size_t hlen, tlen;
+    crc_job_t job = {tx, txcnt, 0, 0, 0};
+    bool overlap = false;
     if (l->v2) {
-        uint32_t crc = p4_frame_header_v2(hdr, cmd, P4_FLAG_REQUEST, (uint32_t)len, seq);
-        for (int i = 0; i < txcnt; i++)
-            crc = p4_frame_crc(crc, tx[i].iov_base, tx[i].iov_len);
-        p4_wire_put_u32(trailer, crc);
+        job.crc = p4_frame_header_v2(hdr, cmd, P4_FLAG_REQUEST, (uint32_t)len, seq);
+        overlap = len >= P4_LINK_CRC_OVERLAP_MIN;
+        if (!overlap) {
+            (void)crc_job_step(&job, SIZE_MAX);
+            p4_wire_put_u32(trailer, job.crc);
+        }
         hlen = P4_FRAME_V2_HEADER_SIZE;
         tlen = P4_V2_CRC_SIZE;
     } else {
@@ -355,7 +401,18 @@ static p4_link_status_t send_frame(p4_link_t *l, uint8_t cmd, const struct iovec
 
     uint64_t sent = 0;
     l->first_read = true;
-    p4_link_status_t st = write_all(l, iov, cnt, &sent, timeout_ms);
+    p4_link_status_t st;
+    if (overlap) {
+        /* header and payload (computing the CRC while waiting), then the trailer */
+        st = write_all_crc(l, iov, cnt - 1, &sent, timeout_ms, &job);
+        if (st == P4_LINK_OK) {
+            (void)crc_job_step(&job, SIZE_MAX);
+            p4_wire_put_u32(trailer, job.crc);
+            st = write_all(l, iov + cnt - 1, 1, &sent, timeout_ms);
+        }
+    } else {
+        st = write_all(l, iov, cnt, &sent, timeout_ms);
+    }
     if (iov != small)
         free(iov);
     if (st != P4_LINK_OK && st != P4_LINK_DISCONNECTED && sent > 0 && sent < len + hlen + tlen) {
