@@ -301,7 +301,7 @@ uint32_t p4_link_next_seq(p4_link_t *l)
 static p4_link_status_t cancel_pending(p4_link_t *l, p4_link_expect_t *ex, p4_link_status_t why,
                                        uint32_t timeout_ms)
 {
-    atomic_store(&l->cancel_req, 0);
+    atomic_store(&l->cancel_req, 0u);
     if (!l->can_cancel || !l->v2 || ex->cancelling) {
         l->need_resync = true;
         l->quiet_first = true;
@@ -345,7 +345,7 @@ static p4_link_status_t cancel_pending(p4_link_t *l, p4_link_expect_t *ex, p4_li
         }
     }
     l->interrupted = hook;
-    atomic_store(&l->cancel_req, 0);
+    atomic_store(&l->cancel_req, 0u);
     l->resp_cmd = rcmd;
     l->resp_flags = rflags;
     l->resp_len = rlen;
@@ -400,7 +400,7 @@ p4_link_status_t p4_link_recv_frame(p4_link_t *l, p4_link_expect_t *ex, uint32_t
             ex->mode == P4_LINK_MATCH_REQUEST && !ex->cancelling)
             return cancel_pending(l, ex, st, timeout_ms);
         if (st == P4_LINK_CANCEL_REQUESTED) {
-            atomic_store(&l->cancel_req, 0); /* a resync or a cancel's own wait: go on */
+            atomic_store(&l->cancel_req, 0u); /* a resync or a cancel's own wait: go on */
             continue;
         }
         if (st == P4_LINK_TIMEOUT || st == P4_LINK_INTERRUPTED) {
@@ -447,7 +447,7 @@ static p4_link_status_t quiet_gap(p4_link_t *l)
         if (st == P4_LINK_TIMEOUT)
             return P4_LINK_OK;
         if (st == P4_LINK_CANCEL_REQUESTED) {
-            atomic_store(&l->cancel_req, 0);
+            atomic_store(&l->cancel_req, 0u);
             continue;
         }
         if (st != P4_LINK_OK)

@@ -102,7 +102,7 @@ p4_link_status_t p4_link_wait_fd(p4_link_t *l, short events, uint64_t deadline)
             uint8_t junk[64];
             while (read(l->wake_rd, junk, sizeof junk) > 0) {
             }
-            if (atomic_load(&l->cancel_req))
+            if (p4_link_cancel_pending(l))
                 return P4_LINK_CANCEL_REQUESTED;
             if (!(p->revents))
                 continue;
@@ -149,7 +149,7 @@ static bool interrupt_due(p4_link_t *l)
 
 p4_link_status_t p4_link_spin_step(p4_link_t *l)
 {
-    if (atomic_load_explicit(&l->cancel_req, memory_order_relaxed))
+    if (p4_link_cancel_pending(l))
         return P4_LINK_CANCEL_REQUESTED;
     if (!p4_spin_step(&l->spin))
         return P4_LINK_TIMEOUT;
@@ -194,8 +194,8 @@ int p4_link_init(p4_link_t *l, int fd, uint32_t timeout_ms)
                  (1u << P4_FLAG_OK) | (1u << P4_FLAG_ERROR) | (1u << P4_FLAG_EVENT));
     l->nonce = ((uint64_t)p4_link_now_ms() << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)l;
     l->seq = (uint32_t)(l->nonce * 2654435761u);
-    atomic_init(&l->cancel_req, 0);
-    atomic_init(&l->in_flight, 0);
+    atomic_init(&l->cancel_req, 0u);
+    atomic_init(&l->flight, 0u);
     int pfd[2];
     l->wake_rd = l->wake_wr = -1;
     if (pipe(pfd) == 0) {
@@ -211,9 +211,10 @@ int p4_link_init(p4_link_t *l, int fd, uint32_t timeout_ms)
 
 bool p4_link_cancel(p4_link_t *l)
 {
-    if (!atomic_load(&l->in_flight))
+    unsigned f = atomic_load(&l->flight);
+    if (!(f & 1u))
         return false;
-    atomic_store(&l->cancel_req, 1);
+    atomic_store(&l->cancel_req, f);
     if (l->wake_wr >= 0) {
         uint8_t one = 1;
         ssize_t w = write(l->wake_wr, &one, 1); /* a full pipe is awake already */
@@ -502,16 +503,16 @@ p4_link_status_t p4_link_transact(p4_link_t *l, uint8_t cmd, const struct iovec 
     l->err_detail = NULL;
     l->err_detail_len = 0;
     uint32_t seq = p4_link_next_seq(l);
-    atomic_store(&l->in_flight, 1);
+    atomic_fetch_add(&l->flight, 1u); /* odd: in flight */
     p4_link_status_t st = p4_link_send_frame(l, cmd, tx, txcnt, seq, timeout_ms);
     l->requests++;
     if (st == P4_LINK_CANCEL_REQUESTED) {
         /* asked to stop before the request was out: it never ran */
-        atomic_store(&l->cancel_req, 0);
+        atomic_store(&l->cancel_req, 0u);
         st = p4_link_fail(l, P4_LINK_CANCELLED, "cancelled before the request was sent");
     }
     if (st != P4_LINK_OK) {
-        atomic_store(&l->in_flight, 0);
+        atomic_fetch_add(&l->flight, 1u);
         if (st == P4_LINK_TIMEOUT)
             l->timeouts++;
         if (st != P4_LINK_DISCONNECTED) {
@@ -524,7 +525,6 @@ p4_link_status_t p4_link_transact(p4_link_t *l, uint8_t cmd, const struct iovec 
     for (unsigned i = 0; i < rxcnt; i++)
         ex.rx_total += rx[i].len;
     st = p4_link_recv_frame(l, &ex, timeout_ms);
-    atomic_store(&l->in_flight, 0);
-    atomic_store(&l->cancel_req, 0);
+    atomic_fetch_add(&l->flight, 1u); /* even: done */
     return st;
 }

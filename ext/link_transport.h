@@ -143,8 +143,8 @@ typedef struct p4_link {
     char drop_note[96]; /* the last one */
 
     /* cancel: set from any thread, seen by the waiting one */
-    atomic_int cancel_req;
-    atomic_int in_flight; /* an answer is being awaited */
+    atomic_uint flight;     /* odd while a request is in flight: its number */
+    atomic_uint cancel_req; /* = flight: that request is to be cancelled */
     int wake_rd, wake_wr; /* self-pipe that wakes poll() (-1: none) */
     bool cancel_sent;     /* the last request was cancelled */
 
@@ -188,6 +188,14 @@ p4_link_status_t p4_link_transact(p4_link_t *l, uint8_t cmd, const struct iovec 
  * may call it). Returns true if a request was in flight. The waiting thread
  * sends CANCEL (see above). */
 bool p4_link_cancel(p4_link_t *l);
+
+/* Is a cancel pending for the request in flight? (A cancel() that raced
+ * with the end of a request names that request, never the next one.) */
+static inline bool p4_link_cancel_pending(p4_link_t *l)
+{
+    unsigned f = atomic_load_explicit(&l->flight, memory_order_relaxed);
+    return (f & 1u) && atomic_load_explicit(&l->cancel_req, memory_order_relaxed) == f;
+}
 
 /* A buffer of at least n bytes owned by the link (reads into a caller's
  * memory land here and are copied over only once everything is verified);
