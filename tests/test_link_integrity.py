@@ -8,6 +8,7 @@ virtual device.
 """
 from __future__ import annotations
 
+import os
 import struct
 import threading
 import time
@@ -211,7 +212,6 @@ def test_sim_noise_with_a_magic_is_recovered_from_by_the_next_request(sim2):
     gap, resyncs, and works."""
     link = sim2.link
     assert link.framing_v2
-    import os
     os.write(link.fd, struct.pack("<BBBBII", 0xA5, 0x5A, C.P4_CMD_WRITE_MEM, 0x80, 1 << 20, 1))
     with pytest.raises(errors.ResponseTimeoutError):
         link.ping(b"lost", timeout=0.5)
@@ -266,14 +266,23 @@ def test_sim_v1_interrupt_says_the_kernel_keeps_running():
         dev.close()
 
 
+def load_c(dev: Device, body: str) -> int:
+    """Cross-compile a C kernel (with <stdio.h>, linked against the sim's ROM) at a
+    fresh allocation and upload it; returns its entry."""
+    sim_client = pytest.importorskip("sim_client")
+    if not sim_client.have_cross():
+        pytest.skip("riscv64-unknown-elf-gcc not installed")
+    addr = dev.allocate(8192)
+    _, rom = sim_client.sim_paths()
+    dev.write_memory(addr, sim_client.build_kernel("#include <stdio.h>\n" + body, addr, rom=rom))
+    return addr
+
+
 @needs_sim
 def test_sim_console_text_arrives_while_the_kernel_runs():
     """The kernel prints, then spins: the console callback sees the line while
     the call still runs (and cancels it from there). Were the text held until
     the call returns, the call would end with ExecutionTimeoutError instead."""
-    sim_client = pytest.importorskip("sim_client")
-    if not sim_client.have_cross():
-        pytest.skip("riscv64-unknown-elf-gcc not installed")
     lines = []
     holder = {}
 
@@ -281,26 +290,16 @@ def test_sim_console_text_arrives_while_the_kernel_runs():
         lines.append(line)
         holder["dev"].cancel()
 
-    dev = Device("sim", timeout=2.0, console=on_line)
-    holder["dev"] = dev
-    try:
-        addr = dev.allocate(8192)
-        _, rom = sim_client.sim_paths()
-        image = sim_client.build_kernel(
-            '#include <stdio.h>\nENTRY unsigned f(void){ printf("tick\\n"); for (;;) {} }', addr, rom=rom)
-        dev.write_memory(addr, image)
+    with Device("sim", timeout=2.0, console=on_line) as dev:
+        holder["dev"] = dev
+        addr = load_c(dev, 'ENTRY unsigned f(void){ printf("tick\\n"); for (;;) {} }')
         with pytest.raises(errors.CallCancelledError):
             dev.call(addr, budget_ms=5000)
         assert lines == ["tick"]
-    finally:
-        dev.close()
 
 
 @needs_sim
 def test_sim_console_callback_cannot_deadlock_the_link():
-    sim_client = pytest.importorskip("sim_client")
-    if not sim_client.have_cross():
-        pytest.skip("riscv64-unknown-elf-gcc not installed")
     seen = []
     holder = {}
 
@@ -309,16 +308,10 @@ def test_sim_console_callback_cannot_deadlock_the_link():
             holder["dev"].ping()
         seen.append(line)
 
-    dev = Device("sim", timeout=2.0, console=on_line)
-    holder["dev"] = dev
-    try:
-        addr = dev.allocate(8192)
-        _, rom = sim_client.sim_paths()
-        dev.write_memory(addr, sim_client.build_kernel(
-            '#include <stdio.h>\nENTRY unsigned f(void){ printf("hi\\n"); return 7; }', addr, rom=rom))
+    with Device("sim", timeout=2.0, console=on_line) as dev:
+        holder["dev"] = dev
+        addr = load_c(dev, 'ENTRY unsigned f(void){ printf("hi\\n"); return 7; }')
         assert dev.call(addr).a0 == 7 and seen == ["hi"]
-    finally:
-        dev.close()
 
 
 # ---- errors attached to the call: bad free(), stack overflow --------------------------------------
