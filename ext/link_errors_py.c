@@ -52,9 +52,9 @@ PyObject *p4py_link_raise(p4py_state *s, const p4_link_t *l, p4_link_status_t st
         return NULL;
     case P4_LINK_CHECKSUM:
         PyErr_Format(s->ChecksumError,
-                     "%s: %s; the link resynchronises before the next request, so retry. If this "
-                     "repeats, check the cable and that no other program uses the port.",
-                     op, l->msg);
+                     "%s: %s%s; the link resynchronises before the next request, so retry. If "
+                     "this repeats, check the cable and that no other program uses the port.",
+                     op, l->msg, drops);
         return NULL;
     case P4_LINK_PROTOCOL:
         PyErr_Format(s->ProtocolError, "%s: %s%s.", op, l->msg, drops);

@@ -845,6 +845,11 @@ static int set_v1(LinkObject *self, PyObject *v, void *Py_UNUSED(c))
 BOOL_FIELD(framing_v2, v2)
 BOOL_FIELD(can_cancel, can_cancel)
 
+static PyObject *get_in_flight(LinkObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->ready && (atomic_load(&self->link.flight) & 1u));
+}
+
 static PyObject *get_stack_guard(LinkObject *self, void *Py_UNUSED(c))
 {
     return Py_BuildValue("(kk)", (unsigned long)self->link.guard_base, (unsigned long)self->link.guard_size);
@@ -881,6 +886,9 @@ static PyGetSetDef Link_getset[] = {
      "P4_CAP_FRAMING_V2.", NULL},
     {"can_cancel", (getter)get_can_cancel, (setter)set_can_cancel,
      "The device stops running code on CANCEL (info() sets it from P4_CAP_CANCEL).", NULL},
+    {"in_flight", (getter)get_in_flight, NULL,
+     "True while a request waits for its answer (any thread may read it; cancel() acts then).",
+     NULL},
     {"stack_guard", (getter)get_stack_guard, NULL,
      "(base, size) of the device's stack guard region from INFO, (0, 0) if none.", NULL},
     {"stale_dropped", (getter)get_stale_dropped, NULL,

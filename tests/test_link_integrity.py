@@ -9,6 +9,7 @@ virtual device.
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import threading
 import time
@@ -20,7 +21,7 @@ from p4jit import _core as C
 from p4jit import errors
 from p4jit.runtime import Device
 
-from hostcore_fakes import FakeDevice, frame_v2, interrupt_after, Interrupted, needs_sim
+from hostcore_fakes import FakeDevice, frame_v2, needs_sim
 
 LOOP = 0x0000006F  # j .
 RET = 0x00008067
@@ -124,16 +125,20 @@ def test_a_call_that_fails_leaves_the_callers_arrays_as_they_were(fake2, link2):
     assert (out == np.arange(16)).all()
 
 
-def test_a_stale_answer_is_named_when_the_real_one_never_comes(fake2, link2):
-    def wrong_seq(answer: bytes) -> bytes:
+def test_what_was_dropped_is_named_when_the_request_fails(fake2, link2):
+    """The answer comes twice: first with another seq (stale: dropped), then with
+    the right seq and a corrupted payload (dropped, and the request fails)."""
+    def stale_then_corrupted(answer: bytes) -> bytes:
         seq = struct.unpack_from("<I", answer, 8)[0]
-        body = answer[:8] + struct.pack("<I", seq ^ 0x10) + answer[12:-4]
-        return frame_v2(body[2], body[3] & ~C.P4_FLAG_V2, seq ^ 0x10, body[12:])
+        stale = frame_v2(answer[2], answer[3] & ~C.P4_FLAG_V2, seq ^ 0x10, answer[12:-4])
+        return stale + flip_cancelling_bits(answer)
 
-    fake2.misbehave[C.P4_CMD_PING] = wrong_seq
-    with pytest.raises(errors.ResponseTimeoutError) as ei:
-        link2.ping(b"hello", timeout=0.3)
-    assert "dropped meanwhile: 1 stale or duplicated answer" in str(ei.value)
+    fake2.misbehave[C.P4_CMD_PING] = stale_then_corrupted
+    with pytest.raises(errors.ChecksumError) as ei:
+        link2.ping(b"hello")
+    assert ("dropped meanwhile: 1 stale or duplicated answer(s), 1 frame(s) that failed the CRC-32"
+            in str(ei.value))
+    assert link2.stale_dropped == 1 and link2.crc_dropped == 1
     assert link2.ping(b"again") == b"again"
 
 
@@ -240,27 +245,42 @@ def test_sim_cancel_from_another_thread_stops_the_kernel(sim2):
     assert sim2.cancel() is False  # nothing in flight
 
 
+def ctrl_c_when_in_flight(link) -> threading.Thread:
+    """Press Ctrl-C (SIGINT to this process: what a terminal and a notebook's
+    interrupt button do) once `link` waits for an answer."""
+    def press():
+        while not link.in_flight:
+            time.sleep(0.002)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=press, daemon=True)
+    t.start()
+    return t
+
+
 @needs_sim
-def test_sim_interrupt_cancels_the_kernel_and_the_next_call_works_at_once(sim2):
+def test_sim_ctrl_c_cancels_the_kernel_and_the_next_call_works_at_once(sim2):
     spin, ret = spinner(sim2), returner(sim2)
     resyncs = sim2.link.resyncs
-    with pytest.raises(Interrupted) as ei:
-        with interrupt_after(0.2):
-            sim2.call(spin, budget_ms=60000)
+    with pytest.raises(KeyboardInterrupt) as ei:
+        t = ctrl_c_when_in_flight(sim2.link)
+        sim2.call(spin, budget_ms=60000)
+    t.join()
     assert sim2.link.cancels == 1
     assert any("stopped the kernel" in n for n in ei.value.__notes__)
     assert sim2.call(ret).a0 == 42 and sim2.link.resyncs == resyncs
 
 
 @needs_sim
-def test_sim_v1_interrupt_says_the_kernel_keeps_running():
+def test_sim_v1_ctrl_c_says_the_kernel_keeps_running():
     dev = Device("sim:v1", timeout=2.0)
     try:
         spin = spinner(dev)
         assert not dev.link.can_cancel
-        with pytest.raises(Interrupted) as ei:
-            with interrupt_after(0.2):
-                dev.execute(spin, timeout=30)
+        with pytest.raises(KeyboardInterrupt) as ei:
+            t = ctrl_c_when_in_flight(dev.link)
+            dev.execute(spin, timeout=30)
+        t.join()
         assert any("cannot stop a running kernel" in n for n in ei.value.__notes__)
     finally:
         dev.close()
