@@ -332,7 +332,10 @@ static p4_link_status_t cancel_pending(p4_link_t *l, p4_link_expect_t *ex, p4_li
     /* keep what the pending answer left for the caller */
     uint8_t rcmd = l->resp_cmd, rflags = l->resp_flags;
     uint32_t rlen = l->resp_len, rseq = l->resp_seq, rerr = l->err_code;
-    const uint8_t *resp = l->resp;
+    uint32_t rdetail_len = l->err_detail_len;
+    const uint8_t *resp = l->resp, *rdetail = l->err_detail;
+    uint8_t detail[sizeof l->err_buf];
+    memcpy(detail, l->err_buf, sizeof detail);
     bool rsc = l->resp_scattered;
     if (st == P4_LINK_OK && pending != P4_LINK_TIMEOUT && pending != P4_LINK_DISCONNECTED &&
         pending != P4_LINK_CLOSED && pending != P4_LINK_OSERROR) {
@@ -351,6 +354,9 @@ static p4_link_status_t cancel_pending(p4_link_t *l, p4_link_expect_t *ex, p4_li
     l->resp_len = rlen;
     l->resp_seq = rseq;
     l->err_code = rerr;
+    memcpy(l->err_buf, detail, sizeof detail);
+    l->err_detail = rdetail;
+    l->err_detail_len = rdetail_len;
     l->resp = resp;
     l->resp_scattered = rsc;
     if (why == P4_LINK_INTERRUPTED)
