@@ -369,3 +369,13 @@ def test_sim_bad_free_and_stack_overflow_name_the_function(tmp_path):
         assert ei.value.stack_overflow is True
         assert "stack overflow in deep()" in str(ei.value)
         assert m.deep(2) == 3  # the device lives on
+
+
+@needs_sim
+def test_sim_device_free_all_reports_what_kernels_leaked(sim2):
+    addr = load_c(sim2, "#include <stdlib.h>\nchar *volatile kept;\n"
+                        "ENTRY unsigned f(void){ kept = malloc(100000); return kept != 0; }")
+    assert sim2.call(addr).a0 == 1
+    assert sim2.free_all() == 1  # the kernel's own allocation (host side)
+    assert sim2.last_free_all["count"] == 1 and sim2.last_free_all["kernel_count"] == 1
+    assert 100000 <= sim2.last_free_all["kernel_bytes"] < 100000 + 256
