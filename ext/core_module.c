@@ -46,6 +46,10 @@ static const exc_spec_t exc_specs[] = {
      "Device code faulted; .cause, .pc, .tval, .regs, .instret describe it."},
     {"ExecutionTimeoutError", ST(ExecutionTimeoutError), ST(ExecutionFaultError),
      &PyExc_TimeoutError, "Device code ran past its execution budget and was stopped."},
+    {"CallCancelledError", ST(CallCancelledError), ST(DeviceError), NULL,
+     "The call was cancelled (Link.cancel() from another thread); its outputs are incomplete."},
+    {"BadFreeError", ST(BadFreeError), ST(DeviceError), NULL,
+     "Device code called free() on a pointer it never malloc'ed; .pointer holds it."},
 };
 
 #define STATE_SLOT(st, off) ((PyObject **)((char *)(st) + (off)))
@@ -97,7 +101,6 @@ static const const_spec_t constants[] = {
     C(P4_FLAG_REQUEST), C(P4_FLAG_OK), C(P4_FLAG_ERROR), C(P4_FLAG_EVENT), C(P4_FLAG_V2),
     C(P4_OK), C(P4_PROTOCOL_V1), C(P4_PROTOCOL_VERSION),
     C(P4_ARG_SLOTS), C(P4_ARG_SLOT_SIZE), C(P4_ARGS_SIZE), C(P4_RET_SLOT), C(P4_RET64_SLOT),
-    C(P4_CAUSE_TIMEOUT),
     P4_COMMAND_LIST(X_CMD) P4_ERROR_LIST(X_ERR) P4_CAPABILITY_LIST(X_CAP)
     P4_CAUSE_LIST(X_CAUSE) P4_HEAP_CAP_LIST(X_HEAP_CAP)
 };

@@ -76,7 +76,7 @@ static const char *cause_name(uint32_t cause)
         return text;
     P4_CAUSE_LIST(X_CAUSE)
 #undef X_CAUSE
-    return cause == P4_CAUSE_TIMEOUT ? "execution budget exceeded" : "exception";
+    return "exception";
 }
 
 /* Each P4_ERR_* code with its class and text, from P4_ERROR_LIST. */
@@ -118,8 +118,10 @@ typedef struct {
     const uint8_t *regs; /* 32 little-endian u32 */
 } fault_t;
 
-static int set_fault_attrs(PyObject *exc, const fault_t *f)
+static int set_fault_attrs(PyObject *exc, const fault_t *f, bool stack_overflow)
 {
+    if (PyObject_SetAttrString(exc, "stack_overflow", stack_overflow ? Py_True : Py_False) < 0)
+        return -1;
     static const char *const names[] = {"cause", "pc", "tval", "regs", "instret", "cause_name"};
     if (!f) {
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -149,7 +151,7 @@ static int set_fault_attrs(PyObject *exc, const fault_t *f)
 }
 
 static PyObject *raise_with_attrs(PyObject *cls, PyObject *msg, uint32_t code, const char *what,
-                                  bool is_fault, const fault_t *f)
+                                  bool is_fault, const fault_t *f, bool stack_overflow)
 {
     if (!msg)
         return NULL;
@@ -159,7 +161,7 @@ static PyObject *raise_with_attrs(PyObject *cls, PyObject *msg, uint32_t code, c
         return NULL;
     if (set_attr_new(exc, "code", PyLong_FromUnsignedLong(code)) < 0 ||
         set_attr_new(exc, "what", PyUnicode_FromString(what ? what : "")) < 0 ||
-        (is_fault && set_fault_attrs(exc, f) < 0)) {
+        (is_fault && set_fault_attrs(exc, f, stack_overflow) < 0)) {
         Py_DECREF(exc);
         return NULL;
     }
@@ -168,9 +170,21 @@ static PyObject *raise_with_attrs(PyObject *cls, PyObject *msg, uint32_t code, c
     return NULL;
 }
 
-/* FAULT / TIMEOUT: the message and attributes from the fault report. */
+/* A load/store fault whose address lies in the stack guard: the stack ran
+ * into it. */
+static bool is_stack_overflow(const fault_t *f, const p4py_fault_ctx_t *ctx)
+{
+    if (!ctx || !ctx->guard_size)
+        return false;
+    bool access = f->cause == P4_CAUSE_LOAD_ACCESS || f->cause == P4_CAUSE_STORE_ACCESS ||
+                  f->cause == P4_CAUSE_MISALIGNED_LOAD || f->cause == P4_CAUSE_MISALIGNED_STORE;
+    return access && f->tval - ctx->guard_base < ctx->guard_size;
+}
+
+/* FAULT / TIMEOUT / CANCELLED: the message and attributes from the fault
+ * report. */
 static PyObject *raise_fault(PyObject *cls, uint32_t code, const uint8_t *detail, size_t len,
-                             const char *what)
+                             const char *what, const p4py_fault_ctx_t *ctx)
 {
     if (!detail || len < P4_FAULT_DETAIL_SIZE)
         return raise_with_attrs(
@@ -178,24 +192,41 @@ static PyObject *raise_fault(PyObject *cls, uint32_t code, const uint8_t *detail
             PyUnicode_FromFormat("%s: device code %s (error %u; the device sent no fault report). "
                                  "The device is still running.",
                                  what,
-                                 code == P4_ERR_TIMEOUT ? "ran past its execution budget and was stopped"
-                                                        : "faulted",
+                                 code == P4_ERR_TIMEOUT     ? "ran past its execution budget and was stopped"
+                                 : code == P4_ERR_CANCELLED ? "was cancelled"
+                                                            : "faulted",
                                  (unsigned)code),
-            code, what, true, NULL);
+            code, what, true, NULL, false);
     fault_t f = {.cause = p4_wire_get_u32(detail),
                  .pc = p4_wire_get_u32(detail + 4),
                  .tval = p4_wire_get_u32(detail + 8),
                  .regs = detail + 12,
                  .instret = p4_wire_get_u64(detail + 12 + 32 * 4)};
     uint32_t ra = p4_wire_get_u32(f.regs + 4 * 1), sp = p4_wire_get_u32(f.regs + 4 * 2);
-    char head[320];
-    if (code == P4_ERR_TIMEOUT || f.cause == P4_CAUSE_TIMEOUT)
+    bool overflow = is_stack_overflow(&f, ctx);
+    const char *fn = ctx && ctx->function ? ctx->function : "the kernel";
+    char head[480];
+    if (code == P4_ERR_CANCELLED || f.cause == P4_CAUSE_CANCELLED)
+        PyOS_snprintf(head, sizeof head,
+                      "the call was cancelled: device code was stopped at pc=0x%08X after %llu "
+                      "instructions (ra=0x%08X, sp=0x%08X); its outputs are incomplete. The "
+                      "device is still running and the next call works",
+                      (unsigned)f.pc, (unsigned long long)f.instret, (unsigned)ra, (unsigned)sp);
+    else if (code == P4_ERR_TIMEOUT || f.cause == P4_CAUSE_TIMEOUT)
         PyOS_snprintf(head, sizeof head,
                       "device code ran past its execution budget and was stopped at pc=0x%08X "
                       "after %llu instructions (ra=0x%08X, sp=0x%08X). Look for a loop that never "
                       "ends, or give the call more time (budget_ms=...). The device is still "
                       "running",
                       (unsigned)f.pc, (unsigned long long)f.instret, (unsigned)ra, (unsigned)sp);
+    else if (overflow)
+        PyOS_snprintf(head, sizeof head,
+                      "stack overflow in %s%s: the stack ran into the stack guard (%s at "
+                      "pc=0x%08X, address 0x%08X, sp=0x%08X, after %llu instructions). Look for "
+                      "deep or unbounded recursion or large local arrays (make them static or "
+                      "pass a buffer in). The device is still running",
+                      fn, ctx && ctx->function ? "()" : "", cause_name(f.cause), (unsigned)f.pc,
+                      (unsigned)f.tval, (unsigned)sp, (unsigned long long)f.instret);
     else
         PyOS_snprintf(head, sizeof head,
                       "device code faulted: %s at pc=0x%08X, fault address 0x%08X, after %llu "
@@ -203,41 +234,52 @@ static PyObject *raise_fault(PyObject *cls, uint32_t code, const uint8_t *detail
                       "pointers and array bounds in the kernel",
                       cause_name(f.cause), (unsigned)f.pc, (unsigned)f.tval,
                       (unsigned long long)f.instret, (unsigned)ra, (unsigned)sp);
-    return raise_with_attrs(cls, PyUnicode_FromFormat("%s: %s", what, head), code, what, true, &f);
+    return raise_with_attrs(cls, PyUnicode_FromFormat("%s: %s", what, head), code, what, true, &f,
+                            overflow);
 }
 
-PyObject *p4py_raise_device_error(p4py_state *st, uint32_t code, const uint8_t *detail,
-                                  size_t detail_len, const char *what)
+PyObject *p4py_raise_device_error_ctx(p4py_state *st, uint32_t code, const uint8_t *detail,
+                                      size_t detail_len, const char *what,
+                                      const p4py_fault_ctx_t *ctx)
 {
     if (!what || !*what)
         what = "device request";
     const err_text_t *e = err_text_of(code);
-    if (e && (code == P4_ERR_FAULT || code == P4_ERR_TIMEOUT))
-        return raise_fault(STATE_CLASS(st, e), code, detail, detail_len, what);
+    if (e && (code == P4_ERR_FAULT || code == P4_ERR_TIMEOUT || code == P4_ERR_CANCELLED))
+        return raise_fault(STATE_CLASS(st, e), code, detail, detail_len, what, ctx);
     if (e)
         return raise_with_attrs(STATE_CLASS(st, e), PyUnicode_FromFormat("%s: %s.", what, e->text),
-                                code, what, false, NULL);
+                                code, what, false, NULL, false);
     return raise_with_attrs(
         st->DeviceError,
         PyUnicode_FromFormat("%s: the device answered with error code %u, which this host does not "
                              "know; update p4jit or the firmware so that both speak the same "
                              "protocol version.",
                              what, (unsigned)code),
-        code, what, false, NULL);
+        code, what, false, NULL, false);
+}
+
+PyObject *p4py_raise_device_error(p4py_state *st, uint32_t code, const uint8_t *detail,
+                                  size_t detail_len, const char *what)
+{
+    return p4py_raise_device_error_ctx(st, code, detail, detail_len, what, NULL);
 }
 
 /* _core.raise_device_error(code, detail=b"", what="") — for tests and for
  * Python code that reads error frames itself (Link.exchange). */
 static PyObject *py_raise_device_error(PyObject *module, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"code", "detail", "what", NULL};
+    static char *kwlist[] = {"code", "detail", "what", "stack_guard", "function", NULL};
     uint32_t code;
     Py_buffer detail = {0};
     const char *what = "device request";
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|y*s:raise_device_error", kwlist, p4py_conv_u32,
-                                     &code, &detail, &what))
+    p4py_fault_ctx_t ctx = {0, 0, NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|y*s$(O&O&)z:raise_device_error", kwlist,
+                                     p4py_conv_u32, &code, &detail, &what, p4py_conv_u32,
+                                     &ctx.guard_base, p4py_conv_u32, &ctx.guard_size, &ctx.function))
         return NULL;
-    p4py_raise_device_error(p4py_state_of(module), code, detail.buf, (size_t)detail.len, what);
+    p4py_raise_device_error_ctx(p4py_state_of(module), code, detail.buf, (size_t)detail.len, what,
+                                &ctx);
     PyBuffer_Release(&detail);
     return NULL;
 }
@@ -245,8 +287,9 @@ static PyObject *py_raise_device_error(PyObject *module, PyObject *args, PyObjec
 static PyMethodDef errors_functions[] = {
     {"raise_device_error", (PyCFunction)(void (*)(void))py_raise_device_error,
      METH_VARARGS | METH_KEYWORDS,
-     "raise_device_error(code, detail=b'', what='')\n--\n\nRaise the exception a device error "
-     "code maps to (P4_ERR_* → class, message, attributes)."},
+     "raise_device_error(code, detail=b'', what='', *, stack_guard=(0, 0), function=None)\n--\n\n"
+     "Raise the exception a device error code maps to (P4_ERR_* → class, message, attributes); "
+     "stack_guard = (base, size) of the INFO region that makes a fault a stack overflow."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,6 +4,7 @@
 #include "frame.h"
 
 #include <string.h>
+#include <zlib.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -91,7 +92,35 @@ uint32_t p4_frame_copy_sum(uint32_t acc, void *dst, const void *src, size_t n)
     return p4_frame_sum(acc, d, n);
 }
 
+uint32_t p4_frame_crc(uint32_t crc, const void *data, size_t n)
+{
+    return (uint32_t)crc32_z(crc, (const Bytef *)data, n);
+}
+
 /* ---- encoder ------------------------------------------------------------- */
+
+uint32_t p4_frame_header_v2(uint8_t hdr[P4_FRAME_V2_HEADER_SIZE], uint8_t cmd, uint8_t flags,
+                            uint32_t len, uint32_t seq)
+{
+    p4_wire_put_header(hdr, cmd, (uint8_t)(flags | P4_FLAG_V2), len);
+    p4_wire_put_u32(hdr + P4_HEADER_SIZE, seq);
+    return p4_frame_crc(0, hdr, P4_FRAME_V2_HEADER_SIZE);
+}
+
+size_t p4_frame_encode_v2(uint8_t *out, size_t cap, uint8_t cmd, uint8_t flags, uint32_t seq,
+                          const void *payload, uint32_t len)
+{
+    size_t total = (size_t)len + P4_V2_FRAME_OVERHEAD;
+    if (cap < total || (len && !payload))
+        return 0;
+    uint32_t crc = p4_frame_header_v2(out, cmd, flags, len, seq);
+    if (len) {
+        memcpy(out + P4_FRAME_V2_HEADER_SIZE, payload, len);
+        crc = p4_frame_crc(crc, out + P4_FRAME_V2_HEADER_SIZE, len);
+    }
+    p4_wire_put_u32(out + P4_FRAME_V2_HEADER_SIZE + len, crc);
+    return total;
+}
 
 uint32_t p4_frame_header(uint8_t hdr[P4_HEADER_SIZE], uint8_t cmd, uint8_t flags, uint32_t len)
 {
@@ -136,8 +165,32 @@ void p4_fdec_reset(p4_fdec_t *d)
 static bool header_plausible(const p4_fdec_t *d)
 {
     uint8_t flags = d->hdr[P4_HDR_OFF_FLAGS];
+    bool v2 = (flags & P4_FLAG_V2) != 0;
+    uint8_t kind = (uint8_t)(flags & ~P4_FLAG_V2);
     uint32_t len = p4_wire_get_u32(d->hdr + P4_HDR_OFF_LEN);
-    return flags < 32 && ((d->flags_ok >> flags) & 1u) && len <= d->max_len;
+    if (!v2 && d->v2_only)
+        return false;
+    return kind < 32 && ((d->flags_ok >> kind) & 1u) && len <= d->max_len;
+}
+
+/* The frame's check over n more payload bytes: the sum (v1) or the CRC (v2). */
+static inline uint32_t check_update(const p4_fdec_t *d, uint32_t acc, const uint8_t *p, size_t n)
+{
+    return d->v2 ? p4_frame_crc(acc, p, n) : p4_frame_sum(acc, p, n);
+}
+
+static inline uint32_t check_copy(const p4_fdec_t *d, uint32_t acc, uint8_t *dst, const uint8_t *src,
+                                  size_t n)
+{
+    if (!d->v2)
+        return p4_frame_copy_sum(acc, dst, src, n);
+    memcpy(dst, src, n);
+    return p4_frame_crc(acc, dst, n); /* dst is in cache now */
+}
+
+static inline uint32_t trailer_size(const p4_fdec_t *d)
+{
+    return d->v2 ? P4_V2_CRC_SIZE : P4_CHECKSUM_SIZE;
 }
 
 static void enter_checksum(p4_fdec_t *d)
@@ -200,7 +253,7 @@ static void consume(p4_fdec_t *d, size_t n, bool summed)
         if (k > n)
             k = n;
         if (!summed)
-            d->sum = p4_frame_sum(d->sum, s->base + d->seg_off, k);
+            d->sum = check_update(d, d->sum, s->base + d->seg_off, k);
         d->seg_off += k;
         d->done += (uint32_t)k;
         n -= k;
@@ -252,30 +305,42 @@ p4_fdec_event_t p4_fdec_feed(p4_fdec_t *d, const uint8_t *data, size_t n, size_t
             }
             break;
         case P4_FDEC_S_HEADER: {
-            size_t k = P4_HEADER_SIZE - d->fill;
+            /* 8 header bytes; a v2 header then has its 4 seq bytes */
+            uint32_t want = P4_HEADER_SIZE;
+            if (d->fill >= P4_HEADER_SIZE)
+                want = P4_FRAME_V2_HEADER_SIZE;
+            size_t k = want - d->fill;
             if (k > n - i)
                 k = n - i;
             memcpy(d->hdr + d->fill, data + i, k);
             d->fill += (uint32_t)k;
             i += k;
-            if (d->fill < P4_HEADER_SIZE)
+            if (d->fill < want)
                 break;
-            if (!header_plausible(d)) {
-                /* Not a frame: drop the first magic byte and rescan the other
-                 * seven (fewer than a header, so this cannot recurse again). */
-                uint8_t rest[P4_HEADER_SIZE - 1];
-                size_t dummy;
-                memcpy(rest, d->hdr + 1, sizeof rest);
-                d->garbage++;
-                d->state = P4_FDEC_S_MAGIC0;
-                d->fill = 0;
-                (void)p4_fdec_feed(d, rest, sizeof rest, &dummy);
-                break;
+            if (want == P4_HEADER_SIZE) {
+                if (!header_plausible(d)) {
+                    /* Not a frame: drop the first magic byte and rescan the
+                     * other seven (fewer than a header, so this cannot recurse
+                     * again). */
+                    uint8_t rest[P4_HEADER_SIZE - 1];
+                    size_t dummy;
+                    memcpy(rest, d->hdr + 1, sizeof rest);
+                    d->garbage++;
+                    d->state = P4_FDEC_S_MAGIC0;
+                    d->fill = 0;
+                    (void)p4_fdec_feed(d, rest, sizeof rest, &dummy);
+                    break;
+                }
+                if (d->hdr[P4_HDR_OFF_FLAGS] & P4_FLAG_V2)
+                    break; /* collect the seq */
             }
             d->cmd = d->hdr[P4_HDR_OFF_CMD];
-            d->flags = d->hdr[P4_HDR_OFF_FLAGS];
+            d->v2 = (d->hdr[P4_HDR_OFF_FLAGS] & P4_FLAG_V2) != 0;
+            d->flags = (uint8_t)(d->hdr[P4_HDR_OFF_FLAGS] & ~P4_FLAG_V2);
             d->len = p4_wire_get_u32(d->hdr + P4_HDR_OFF_LEN);
-            d->sum = p4_wire_sum(0, d->hdr, P4_HEADER_SIZE);
+            d->seq = d->v2 ? p4_wire_get_u32(d->hdr + P4_HEADER_SIZE) : 0;
+            d->sum = d->v2 ? p4_frame_crc(0, d->hdr, P4_FRAME_V2_HEADER_SIZE)
+                           : p4_wire_sum(0, d->hdr, P4_HEADER_SIZE);
             d->done = 0;
             d->fill = 0;
             d->state = P4_FDEC_S_SINK;
@@ -290,7 +355,7 @@ p4_fdec_event_t p4_fdec_feed(p4_fdec_t *d, const uint8_t *data, size_t n, size_t
             if (k > n - i)
                 k = n - i;
             if (d->discard) {
-                d->sum = p4_frame_sum(d->sum, data + i, k);
+                d->sum = check_update(d, d->sum, data + i, k);
                 d->done += (uint32_t)k;
                 i += k;
                 if (d->done == d->len)
@@ -301,7 +366,7 @@ p4_fdec_event_t p4_fdec_feed(p4_fdec_t *d, const uint8_t *data, size_t n, size_t
                     size_t w = p4_fdec_window(d, &dst);
                     if (w > k)
                         w = k;
-                    d->sum = p4_frame_copy_sum(d->sum, dst, data + i, w);
+                    d->sum = check_copy(d, d->sum, dst, data + i, w);
                     consume(d, w, true);
                     i += w;
                     k -= w;
@@ -311,12 +376,13 @@ p4_fdec_event_t p4_fdec_feed(p4_fdec_t *d, const uint8_t *data, size_t n, size_t
         }
         case P4_FDEC_S_CHECKSUM:
             d->ck[d->fill++] = data[i++];
-            if (d->fill == P4_CHECKSUM_SIZE) {
-                uint16_t got = p4_wire_get_u16(d->ck);
+            if (d->fill == trailer_size(d)) {
+                bool ok = d->v2 ? p4_wire_get_u32(d->ck) == d->sum
+                                : p4_wire_get_u16(d->ck) == (uint16_t)d->sum;
                 d->state = P4_FDEC_S_MAGIC0;
                 d->fill = 0;
                 *used = i;
-                if (got == (uint16_t)d->sum) {
+                if (ok) {
                     d->frames++;
                     return P4_FDEC_FRAME;
                 }

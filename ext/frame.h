@@ -13,6 +13,12 @@
  * Anything that is not a plausible frame (garbage, a header with unknown flags
  * or an impossible length) is skipped byte by byte until the next magic, and
  * counted in `garbage`.
+ *
+ * Both framings are decoded (p4_jit_protocol.h): v1 (16-bit additive sum) and
+ * v2 (P4_FLAG_V2: a u32 seq after the header, CRC-32 trailer). With v2_only
+ * set (a link that negotiated v2) a v1 header counts as garbage, so a stale
+ * or forged v1 frame with its weak checksum can never be taken for an answer.
+ * The CRC is zlib's crc32 (link with -lz).
  */
 #ifndef P4_EXT_FRAME_H
 #define P4_EXT_FRAME_H
@@ -34,6 +40,15 @@ uint32_t p4_frame_copy_sum(uint32_t acc, void *dst, const void *src, size_t n);
 /* Header bytes for a frame; returns the header's byte sum. */
 uint32_t p4_frame_header(uint8_t hdr[P4_HEADER_SIZE], uint8_t cmd, uint8_t flags, uint32_t len);
 
+/* CRC-32 (zlib's, IEEE 802.3) of n more bytes after crc (0 to start). */
+uint32_t p4_frame_crc(uint32_t crc, const void *data, size_t n);
+
+/* v2 header (P4_HEADER_SIZE + P4_V2_SEQ_SIZE bytes, flags | P4_FLAG_V2);
+ * returns the CRC of the header bytes. */
+#define P4_FRAME_V2_HEADER_SIZE (P4_HEADER_SIZE + P4_V2_SEQ_SIZE)
+uint32_t p4_frame_header_v2(uint8_t hdr[P4_FRAME_V2_HEADER_SIZE], uint8_t cmd, uint8_t flags,
+                            uint32_t len, uint32_t seq);
+
 /* Checksum trailer from a running sum. */
 static inline void p4_frame_trailer(uint8_t out[P4_CHECKSUM_SIZE], uint32_t sum)
 {
@@ -45,19 +60,23 @@ static inline void p4_frame_trailer(uint8_t out[P4_CHECKSUM_SIZE], uint32_t sum)
 size_t p4_frame_encode(uint8_t *out, size_t cap, uint8_t cmd, uint8_t flags, const void *payload,
                        uint32_t len);
 
+/* The same in v2 framing (P4_FLAG_V2 is added to flags). */
+size_t p4_frame_encode_v2(uint8_t *out, size_t cap, uint8_t cmd, uint8_t flags, uint32_t seq,
+                          const void *payload, uint32_t len);
+
 /* ---- decoder ------------------------------------------------------------ */
 
 typedef enum {
     P4_FDEC_NEED_MORE = 0, /* everything fed was consumed, no frame yet */
     P4_FDEC_HEADER,        /* header parsed: call p4_fdec_set_sink() */
-    P4_FDEC_FRAME,         /* a frame is complete and its checksum matches */
-    P4_FDEC_BAD_CHECKSUM,  /* a frame is complete but its checksum does not */
+    P4_FDEC_FRAME,         /* a frame is complete and its checksum/CRC matches */
+    P4_FDEC_BAD_CHECKSUM,  /* a frame is complete but its checksum/CRC does not */
 } p4_fdec_event_t;
 
 typedef enum {
     P4_FDEC_S_MAGIC0 = 0,
     P4_FDEC_S_MAGIC1,
-    P4_FDEC_S_HEADER,
+    P4_FDEC_S_HEADER, /* the 8 header bytes, then (v2) the 4 seq bytes */
     P4_FDEC_S_SINK, /* waiting for p4_fdec_set_sink() */
     P4_FDEC_S_PAYLOAD,
     P4_FDEC_S_CHECKSUM,
@@ -74,14 +93,17 @@ typedef struct {
 typedef struct {
     p4_fdec_state_t state;
     uint32_t max_len;  /* longer payloads are treated as garbage */
-    uint32_t flags_ok; /* bit f set: flags value f is accepted (f < 32) */
-    uint8_t hdr[P4_HEADER_SIZE];
+    uint32_t flags_ok; /* bit f set: flags value f (without P4_FLAG_V2) is accepted (f < 32) */
+    bool v2_only;      /* v1 headers are garbage */
+    uint8_t hdr[P4_FRAME_V2_HEADER_SIZE];
     uint32_t fill;    /* header / checksum bytes collected */
-    uint8_t ck[P4_CHECKSUM_SIZE];
+    uint8_t ck[P4_V2_CRC_SIZE];
     /* current frame */
-    uint8_t cmd, flags;
+    uint8_t cmd, flags; /* flags without P4_FLAG_V2 */
+    bool v2;
+    uint32_t seq; /* v2 only (0 for v1 frames) */
     uint32_t len;
-    uint32_t sum;
+    uint32_t sum; /* v1: running sum; v2: running CRC-32 */
     uint32_t done; /* payload bytes received */
     bool discard;  /* payload is summed, not stored */
     p4_fdec_seg_t segs[P4_FDEC_MAX_SEGS];

@@ -11,6 +11,11 @@
 
 static const uint8_t zeros[4];
 
+/* The layouts the code below relies on, checked against the tables. */
+_Static_assert(P4_FIELDS_SIZE(P4_CALL_RESP_FIELDS) == P4_CALL_RESP_FIXED_SIZE,
+               "P4_CALL_RESP_FIELDS and P4_CALL_RESP_FIXED_SIZE disagree");
+_Static_assert(P4_FREE_ALL_RESP_SESSION_SIZE == 16u, "FREE_ALL session answer is 16 bytes");
+
 static p4_link_status_t expect_len(p4_link_t *l, uint32_t want)
 {
     if (l->resp_len != want) {
@@ -53,6 +58,7 @@ p4_link_status_t p4_link_ping(p4_link_t *l, const uint8_t *data, size_t n, uint8
 
 /* Decoding a table field at p (the caller checked the length). */
 #define GET_U32(dst, p, count) ((dst) = p4_wire_get_u32(p))
+#define GET_U64(dst, p, count) ((dst) = p4_wire_get_u64(p))
 #define GET_TEXT(dst, p, count) (memcpy((dst), (p), (count)), (dst)[count] = '\0')
 #define GET_BYTES(dst, p, count) memcpy((dst), (p), (count))
 #define FIELD_SIZE(kind, count) (P4_WIRE_KIND_SIZE_##kind * (count))
@@ -91,6 +97,18 @@ p4_link_status_t p4_link_info(p4_link_t *l, p4_info_t *out, uint32_t timeout_ms)
 #undef X_GET_REGION
     }
     P4_INFO_TAIL_FIELDS(X_GET_TAIL)
+    /* negotiate */
+    l->guard_base = l->guard_size = 0;
+    for (uint32_t i = 0; i < out->regions_present; i++)
+        if (strcmp(out->regions[i].name, P4_REGION_STACK_GUARD) == 0) {
+            l->guard_base = out->regions[i].base;
+            l->guard_size = out->regions[i].size;
+        }
+    if (!l->v1 && (out->capabilities & P4_CAP_FRAMING_V2)) {
+        l->v2 = true;
+        l->gap_ms = P4_FRAME_GAP_MS;
+        l->can_cancel = (out->capabilities & P4_CAP_CANCEL) != 0;
+    }
     return P4_LINK_OK;
 }
 
@@ -139,17 +157,27 @@ p4_link_status_t p4_link_free(p4_link_t *l, uint32_t addr, uint32_t timeout_ms)
     return fixed_answer(l, P4_CMD_FREE, &tx, 1, resp, sizeof resp, timeout_ms);
 }
 
-p4_link_status_t p4_link_free_all(p4_link_t *l, uint32_t *count, uint32_t *bytes,
-                                  uint32_t timeout_ms)
+p4_link_status_t p4_link_free_all(p4_link_t *l, p4_free_all_t *out, uint32_t timeout_ms)
 {
-    uint8_t resp[8];
+    memset(out, 0, sizeof *out);
     snprintf(l->op, sizeof l->op, "FREE_ALL");
-    p4_link_status_t st = fixed_answer(l, P4_CMD_FREE_ALL, NULL, 0, resp, sizeof resp, timeout_ms);
-    if (st == P4_LINK_OK) {
-        *count = p4_wire_get_u32(resp);
-        *bytes = p4_wire_get_u32(resp + 4);
+    p4_link_status_t st = p4_link_transact(l, P4_CMD_FREE_ALL, NULL, 0, NULL, 0, timeout_ms);
+    if (st != P4_LINK_OK)
+        return st;
+    if (l->resp_len != P4_FREE_ALL_RESP_V1_SIZE && l->resp_len != P4_FREE_ALL_RESP_SESSION_SIZE)
+        return p4_link_fail(l, P4_LINK_PROTOCOL, "FREE_ALL answer has %u payload bytes, expected %u or %u",
+                            (unsigned)l->resp_len, (unsigned)P4_FREE_ALL_RESP_V1_SIZE,
+                            (unsigned)P4_FREE_ALL_RESP_SESSION_SIZE);
+    const uint8_t *p = l->resp, *end = l->resp + l->resp_len;
+#define X_GET_PRESENT(field, kind, count)                                                          \
+    if ((size_t)(end - p) >= FIELD_SIZE(kind, count)) {                                            \
+        GET_##kind(out->field, p, count);                                                          \
+        p += FIELD_SIZE(kind, count);                                                              \
+        out->present++;                                                                            \
     }
-    return st;
+    P4_FREE_ALL_FIELDS(X_GET_PRESENT)
+#undef X_GET_PRESENT
+    return P4_LINK_OK;
 }
 
 p4_link_status_t p4_link_console_ctl(p4_link_t *l, bool enable, bool *previous,
@@ -223,6 +251,19 @@ p4_link_status_t p4_link_read_mem(p4_link_t *l, uint32_t addr, uint8_t *dst, siz
     return P4_LINK_OK;
 }
 
+p4_link_status_t p4_link_read_staged(p4_link_t *l, uint32_t addr, uint8_t *dst, size_t len,
+                                     uint32_t timeout_ms)
+{
+    uint8_t *stage = p4_link_stage(l, len ? len : 1);
+    if (!stage)
+        return P4_LINK_NOMEM;
+    p4_link_status_t st = p4_link_read_mem(l, addr, stage, len, timeout_ms);
+    if (st == P4_LINK_OK)
+        memcpy(dst, stage, len);
+    p4_link_stage_trim(l);
+    return st;
+}
+
 p4_link_status_t p4_link_exec(p4_link_t *l, uint32_t addr, uint32_t *a0, uint32_t timeout_ms)
 {
     uint8_t req[4], resp[4];
@@ -268,9 +309,10 @@ static p4_link_status_t call_v1(p4_link_t *l, uint32_t entry, uint32_t args_addr
     return P4_LINK_OK;
 }
 
-p4_link_status_t p4_link_call(p4_link_t *l, uint32_t entry, uint32_t args_addr, uint32_t budget_ms,
-                              const p4_link_write_t *wr, size_t nwr, const p4_link_read_t *rd,
-                              size_t nrd, uint32_t timeout_ms, p4_call_result_t *res)
+static p4_link_status_t call_unstaged(p4_link_t *l, uint32_t entry, uint32_t args_addr,
+                                      uint32_t budget_ms, const p4_link_write_t *wr, size_t nwr,
+                                      const p4_link_read_t *rd, size_t nrd, uint32_t timeout_ms,
+                                      p4_call_result_t *res)
 {
     memset(res, 0, sizeof *res);
     uint64_t et = (uint64_t)timeout_ms + budget_ms;
@@ -371,11 +413,9 @@ p4_link_status_t p4_link_call(p4_link_t *l, uint32_t entry, uint32_t args_addr, 
             st = expect_len(l, (uint32_t)resp);
             goto out;
         }
-        res->a0 = p4_wire_get_u32(rfixed);
-        res->ret_lo = p4_wire_get_u32(rfixed + 4);
-        res->ret_hi = p4_wire_get_u32(rfixed + 8);
-        res->cycles = p4_wire_get_u64(rfixed + 16);
-        res->instret = p4_wire_get_u64(rfixed + 24);
+        const uint8_t *p = rfixed;
+        p4_call_result_t *out = res;
+        P4_CALL_RESP_FIELDS(X_GET)
     }
     for (size_t i = 0; i < nrd; i++)
         if (!r_in[i] && (st = p4_link_read_mem(l, rd[i].addr, rd[i].dst, rd[i].len, timeout_ms)) != P4_LINK_OK)
@@ -389,4 +429,38 @@ out:
 nomem:
     st = P4_LINK_NOMEM;
     goto out;
+}
+
+p4_link_status_t p4_link_call(p4_link_t *l, uint32_t entry, uint32_t args_addr, uint32_t budget_ms,
+                              const p4_link_write_t *wr, size_t nwr, const p4_link_read_t *rd,
+                              size_t nrd, uint32_t timeout_ms, p4_call_result_t *res)
+{
+    if (!nrd)
+        return call_unstaged(l, entry, args_addr, budget_ms, wr, nwr, rd, nrd, timeout_ms, res);
+    /* the reads go to the staging buffer, and to their dst only on success */
+    p4_link_read_t small[P4_ARG_SLOTS], *srd = small;
+    if (nrd > sizeof small / sizeof small[0] && !(srd = malloc(nrd * sizeof *srd)))
+        return P4_LINK_NOMEM;
+    size_t total = 0;
+    for (size_t i = 0; i < nrd; i++)
+        total += rd[i].len;
+    p4_link_status_t st = P4_LINK_NOMEM;
+    uint8_t *stage = p4_link_stage(l, total ? total : 1);
+    if (stage) {
+        size_t off = 0;
+        for (size_t i = 0; i < nrd; i++) {
+            srd[i] = rd[i];
+            srd[i].dst = stage + off;
+            off += rd[i].len;
+        }
+        st = call_unstaged(l, entry, args_addr, budget_ms, wr, nwr, srd, nrd, timeout_ms, res);
+        if (st == P4_LINK_OK)
+            for (size_t i = 0; i < nrd; i++)
+                if (rd[i].len)
+                    memcpy(rd[i].dst, srd[i].dst, rd[i].len);
+        p4_link_stage_trim(l);
+    }
+    if (srd != small)
+        free(srd);
+    return st;
 }

@@ -8,7 +8,13 @@
  *
  * Locking: each Link has a PyThread lock taken with the GIL released; the
  * GIL is then released for the whole I/O and reacquired only in the
- * interrupt hook (every <= 100 ms) to run signal handlers.
+ * interrupt hook (every <= 100 ms) to run signal handlers, and in the console
+ * hook to hand each console event to the callback as it arrives. An exception
+ * a signal handler raises (KeyboardInterrupt) is kept aside while the link
+ * cancels the call (link_transport.h) and raised when the call returns.
+ * Link.cancel() takes no lock: any thread (or a signal handler) may call it.
+ * The thread that holds the lock cannot enter again (a console callback
+ * making a device request gets a RuntimeError, not a deadlock).
  */
 #include "p4py.h"
 
@@ -18,6 +24,7 @@
 #include <time.h>
 
 #include "link_commands.h"
+#include "link_errors_py.h"
 #include "link_values_py.h"
 #include "p4_jit_protocol.h"
 
@@ -25,6 +32,7 @@ typedef struct {
     PyObject_HEAD
     p4_link_t link;
     PyThread_type_lock lock;
+    unsigned long owner; /* thread holding the lock (0: none) */
     PyObject *console_cb;
     int ready;
 } LinkObject;
@@ -33,6 +41,8 @@ typedef struct {
 
 typedef struct {
     PyThreadState *ts;
+    PyObject *self;
+    PyObject *exc, *exc_tb; /* raised by a signal handler, raised when the call returns */
 } gil_ctx_t;
 
 static int intr_hook(void *ctx)
@@ -40,8 +50,45 @@ static int intr_hook(void *ctx)
     gil_ctx_t *g = (gil_ctx_t *)ctx;
     PyEval_RestoreThread(g->ts);
     int r = PyErr_CheckSignals();
+    if (r < 0) {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyErr_NormalizeException(&t, &v, &tb);
+        Py_XDECREF(t);
+        if (!g->exc) {
+            g->exc = v;
+            g->exc_tb = tb;
+        } else {
+            Py_XDECREF(v);
+            Py_XDECREF(tb);
+        }
+    }
     g->ts = PyEval_SaveThread();
     return r < 0;
+}
+
+/* Console text arrived while the call runs: hand it over now. */
+static void console_hook(void *ctx)
+{
+    gil_ctx_t *g = (gil_ctx_t *)ctx;
+    LinkObject *self = (LinkObject *)g->self;
+    PyEval_RestoreThread(g->ts);
+    PyObject *cb = self->console_cb ? Py_NewRef(self->console_cb) : NULL;
+    if (cb && self->link.con_len) {
+        PyObject *b = PyBytes_FromStringAndSize((const char *)self->link.con, (Py_ssize_t)self->link.con_len);
+        if (b) {
+            self->link.con_len = 0;
+            PyObject *r = PyObject_CallOneArg(cb, b);
+            Py_DECREF(b);
+            if (!r)
+                PyErr_WriteUnraisable(cb);
+            Py_XDECREF(r);
+        } else {
+            PyErr_WriteUnraisable(cb);
+        }
+    }
+    Py_XDECREF(cb);
+    g->ts = PyEval_SaveThread();
 }
 
 static p4py_state *link_state(LinkObject *self)
@@ -57,6 +104,13 @@ static int link_enter(LinkObject *self, gil_ctx_t *g)
         return -1;
     }
     if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
+        if (self->owner == PyThread_get_thread_ident()) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "the p4jit link is busy with a request of this same thread (a console "
+                            "callback cannot make device requests; queue the work and do it after "
+                            "the call)");
+            return -1;
+        }
         for (;;) {
             PyLockStatus r;
             Py_BEGIN_ALLOW_THREADS
@@ -68,8 +122,12 @@ static int link_enter(LinkObject *self, gil_ctx_t *g)
                 return -1;
         }
     }
+    self->owner = PyThread_get_thread_ident();
+    g->self = (PyObject *)self;
+    g->exc = g->exc_tb = NULL;
     self->link.interrupted = intr_hook;
     self->link.intr_ctx = g;
+    self->link.console_hook = self->console_cb ? console_hook : NULL;
     g->ts = PyEval_SaveThread();
     return 0;
 }
@@ -78,7 +136,9 @@ static void link_leave(LinkObject *self, gil_ctx_t *g)
 {
     PyEval_RestoreThread(g->ts);
     self->link.interrupted = NULL;
+    self->link.console_hook = NULL;
     self->link.intr_ctx = NULL;
+    self->owner = 0;
     PyThread_release_lock(self->lock);
 }
 
@@ -113,82 +173,42 @@ static void deliver_console(LinkObject *self)
     Py_XDECREF(r);
 }
 
-/* Status → exception. Always returns NULL (or -1 via the int wrapper). */
-static PyObject *raise_status(LinkObject *self, p4_link_status_t st, uint32_t timeout_ms)
+static void raise_link_status(LinkObject *self, p4_link_status_t st, uint32_t timeout_ms,
+                              const char *function)
 {
     p4py_state *s = link_state(self);
-    if (!s)
-        return NULL;
-    p4_link_t *l = &self->link;
-    const char *op = l->op[0] ? l->op : "request";
-    switch (st) {
-    case P4_LINK_OK:
-        PyErr_SetString(PyExc_SystemError, "p4jit link: no error to raise");
-        return NULL;
-    case P4_LINK_DEVICE_ERROR:
-        return p4py_raise_device_error(s, l->err_code, l->err_detail, l->err_detail_len, op);
-    case P4_LINK_TIMEOUT:
-        p4py_errorf(s->ResponseTimeoutError,
-                     "%s: no answer from the device within %.3g s. Is it busy running a long "
-                     "kernel (raise the timeout or budget_ms), or has it stopped responding "
-                     "(reset it)? The link resynchronises before the next request.",
-                     op, timeout_ms / 1000.0);
-        return NULL;
-    case P4_LINK_DISCONNECTED:
-    case P4_LINK_CLOSED:
-        if (st == P4_LINK_CLOSED && !l->sys_errno)
-            PyErr_Format(s->DisconnectedError,
-                         "%s: the link to the device is closed (device disconnected or another "
-                         "program opened the port?); open the device again.", op);
-        else if (l->sys_errno)
-            PyErr_Format(s->DisconnectedError,
-                         "%s: device disconnected or another program opened the port? (%s)", op,
-                         strerror(l->sys_errno));
-        else
-            PyErr_Format(s->DisconnectedError,
-                         "%s: device disconnected or another program opened the port? (end of "
-                         "stream)", op);
-        return NULL;
-    case P4_LINK_CHECKSUM:
-        PyErr_Format(s->ChecksumError,
-                     "%s: %s; the link resynchronises before the next request, so retry. If this "
-                     "repeats, check the cable and that no other program uses the port.",
-                     op, l->msg);
-        return NULL;
-    case P4_LINK_PROTOCOL:
-        PyErr_Format(s->ProtocolError, "%s: %s.", op, l->msg);
-        return NULL;
-    case P4_LINK_INTERRUPTED:
-        if (!PyErr_Occurred())
-            PyErr_SetNone(PyExc_KeyboardInterrupt);
-        return NULL;
-    case P4_LINK_NOMEM:
-        return PyErr_NoMemory();
-    case P4_LINK_OSERROR:
-        errno = l->sys_errno;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    case P4_LINK_BADARG:
-        PyErr_Format(PyExc_ValueError, "%s: %s", op, l->msg);
-        return NULL;
-    }
-    PyErr_SetString(PyExc_SystemError, "p4jit link: unknown status");
-    return NULL;
+    if (s)
+        p4py_link_raise(s, &self->link, st, timeout_ms, function);
 }
 
-/* Finish an operation: leave, deliver console, raise on failure. */
-static int finish(LinkObject *self, gil_ctx_t *g, p4_link_status_t st, uint32_t timeout_ms)
+/* Finish an operation: leave, deliver console, raise on failure. An exception
+ * a signal handler raised during the call wins over everything. */
+static int finish_fn(LinkObject *self, gil_ctx_t *g, p4_link_status_t st, uint32_t timeout_ms,
+                     const char *function)
 {
     link_leave(self, g);
+    if (g->exc) {
+        p4py_link_note_interrupt(&self->link, g->exc);
+        PyObject *t = Py_NewRef((PyObject *)Py_TYPE(g->exc));
+        PyErr_Restore(t, g->exc, g->exc_tb);
+        g->exc = g->exc_tb = NULL;
+        return -1;
+    }
     if (st == P4_LINK_INTERRUPTED) {
-        raise_status(self, st, timeout_ms);
+        raise_link_status(self, st, timeout_ms, function);
         return -1;
     }
     deliver_console(self);
     if (st != P4_LINK_OK) {
-        raise_status(self, st, timeout_ms);
+        raise_link_status(self, st, timeout_ms, function);
         return -1;
     }
     return 0;
+}
+
+static int finish(LinkObject *self, gil_ctx_t *g, p4_link_status_t st, uint32_t timeout_ms)
+{
+    return finish_fn(self, g, st, timeout_ms, NULL);
 }
 
 /* ---- type: construction --------------------------------------------------------- */
@@ -396,6 +416,7 @@ typedef struct {
         p4_info_t info;
         p4_heap_info_t heap;
         uint32_t word[2];
+        p4_free_all_t freed;
         bool flag;
     } out;
 } command_t;
@@ -407,7 +428,7 @@ static p4_link_status_t run_command(p4_link_t *l, command_t *c, uint32_t to)
     case OP_HEAP_INFO: return p4_link_heap_info(l, &c->out.heap, to);
     case OP_ALLOC: return p4_link_alloc(l, c->arg[0], c->arg[1], c->arg[2], &c->out.word[0], to);
     case OP_FREE: return p4_link_free(l, c->arg[0], to);
-    case OP_FREE_ALL: return p4_link_free_all(l, &c->out.word[0], &c->out.word[1], to);
+    case OP_FREE_ALL: return p4_link_free_all(l, &c->out.freed, to);
     case OP_CONSOLE_CTL: return p4_link_console_ctl(l, c->arg[0] != 0, &c->out.flag, to);
     case OP_EXEC: return p4_link_exec(l, c->arg[0], &c->out.word[0], to);
     case OP_RESYNC:
@@ -424,7 +445,7 @@ static PyObject *answer_of(const command_t *c)
     case OP_HEAP_INFO: return p4py_heap_info_dict(&c->out.heap);
     case OP_ALLOC:
     case OP_EXEC: return PyLong_FromUnsignedLong(c->out.word[0]);
-    case OP_FREE_ALL: return Py_BuildValue("(kk)", (unsigned long)c->out.word[0], (unsigned long)c->out.word[1]);
+    case OP_FREE_ALL: return p4py_free_all_dict(&c->out.freed);
     case OP_CONSOLE_CTL: return PyBool_FromLong(c->out.flag);
     case OP_FREE:
     case OP_RESYNC: break;
@@ -522,7 +543,7 @@ static PyObject *transfer_view(LinkObject *self, uint32_t addr, Py_buffer *view,
     if (link_enter(self, &g) == 0) {
         p4_link_status_t st =
             to_device ? p4_link_write_mem(&self->link, addr, view->buf, (size_t)n, to)
-                      : p4_link_read_mem(&self->link, addr, view->buf, (size_t)n, to);
+                      : p4_link_read_staged(&self->link, addr, view->buf, (size_t)n, to);
         r = finish(self, &g, st, to);
     }
     PyBuffer_Release(view);
@@ -580,7 +601,7 @@ static PyObject *Link_read_into(LinkObject *self, PyObject *args, PyObject *kw)
 
 int p4py_link_call(PyObject *obj, uint32_t entry, uint32_t args_addr, uint32_t budget_ms,
                    const p4_link_write_t *wr, size_t nwr, const p4_link_read_t *rd, size_t nrd,
-                   int64_t timeout_ms, p4_call_result_t *res)
+                   int64_t timeout_ms, const char *function, p4_call_result_t *res)
 {
     PyTypeObject *tp = Py_TYPE(obj);
     p4py_state *s = p4py_state_from_type(tp);
@@ -599,7 +620,30 @@ int p4py_link_call(PyObject *obj, uint32_t entry, uint32_t args_addr, uint32_t b
     if (link_enter(self, &g) < 0)
         return -1;
     p4_link_status_t st = p4_link_call(&self->link, entry, args_addr, budget_ms, wr, nwr, rd, nrd, to, res);
-    return finish(self, &g, st, to);
+    if (function && st != P4_LINK_OK && !strstr(self->link.op, function)) {
+        char op[sizeof self->link.op];
+        memcpy(op, self->link.op, sizeof op);
+        int n = snprintf(self->link.op, sizeof self->link.op, "%.60s() (", function);
+        if (n > 0 && (size_t)n < sizeof self->link.op - 2) {
+            size_t room = sizeof self->link.op - (size_t)n - 2;
+            size_t k = strnlen(op, room);
+            memcpy(self->link.op + n, op, k);
+            self->link.op[n + (int)k] = ')';
+            self->link.op[n + (int)k + 1] = '\0';
+        }
+    }
+    if (finish_fn(self, &g, st, to, function) < 0) {
+        if (nrd)
+            p4py_note_arrays_unchanged();
+        return -1;
+    }
+    if (res->bad_free) {
+        p4py_state *bs = link_state(self);
+        if (bs)
+            p4py_raise_bad_free(bs, &self->link, function, res->bad_free);
+        return -1;
+    }
+    return 0;
 }
 
 static PyObject *Link_call(LinkObject *self, PyObject *args, PyObject *kw)
@@ -622,7 +666,7 @@ static PyObject *Link_call(LinkObject *self, PyObject *args, PyObject *kw)
         return NULL;
     p4_call_result_t res;
     r = p4py_link_call((PyObject *)self, entry, args_addr, budget, c.wr, (size_t)c.nw, c.rd,
-                       (size_t)c.nr, tmo, &res);
+                       (size_t)c.nr, tmo, NULL, &res);
     PyObject *out = NULL;
     if (r == 0)
         out = Py_BuildValue("(kkkKKO)", (unsigned long)res.a0, (unsigned long)res.ret_lo,
@@ -630,6 +674,13 @@ static PyObject *Link_call(LinkObject *self, PyObject *args, PyObject *kw)
                             (unsigned long long)res.instret, c.results);
     p4py_callbufs_release(&c);
     return out;
+}
+
+static PyObject *Link_cancel(LinkObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->ready)
+        Py_RETURN_FALSE;
+    return PyBool_FromLong(p4_link_cancel(&self->link));
 }
 
 static PyObject *Link_take_console(LinkObject *self, PyObject *Py_UNUSED(ignored))
@@ -692,6 +743,9 @@ COUNTER_AT(spin_hits, spin.hits)
 COUNTER_AT(spin_misses, spin.misses)
 COUNTER_AT(garbage_bytes, dec.garbage)
 COUNTER_AT(checksum_errors, dec.bad_checksums)
+COUNTER(stale_dropped)
+COUNTER(crc_dropped)
+COUNTER(cancels)
 
 static PyObject *get_spin_us(LinkObject *self, void *Py_UNUSED(c))
 {
@@ -775,6 +829,32 @@ static int set_v1(LinkObject *self, PyObject *v, void *Py_UNUSED(c))
     return 0;
 }
 
+#define BOOL_FIELD(name, field)                                                                    \
+    static PyObject *get_##name(LinkObject *self, void *Py_UNUSED(c))                              \
+    {                                                                                              \
+        return PyBool_FromLong(self->link.field);                                                  \
+    }                                                                                              \
+    static int set_##name(LinkObject *self, PyObject *v, void *Py_UNUSED(c))                       \
+    {                                                                                              \
+        int b = v ? PyObject_IsTrue(v) : 0;                                                        \
+        if (b < 0)                                                                                 \
+            return -1;                                                                             \
+        self->link.field = b != 0;                                                                 \
+        return 0;                                                                                  \
+    }
+BOOL_FIELD(framing_v2, v2)
+BOOL_FIELD(can_cancel, can_cancel)
+
+static PyObject *get_in_flight(LinkObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->ready && (atomic_load(&self->link.flight) & 1u));
+}
+
+static PyObject *get_stack_guard(LinkObject *self, void *Py_UNUSED(c))
+{
+    return Py_BuildValue("(kk)", (unsigned long)self->link.guard_base, (unsigned long)self->link.guard_size);
+}
+
 static PyObject *get_console_cb(LinkObject *self, void *Py_UNUSED(c))
 {
     return Py_NewRef(self->console_cb ? self->console_cb : Py_None);
@@ -799,7 +879,22 @@ static PyGetSetDef Link_getset[] = {
      "Largest request payload the device accepts (chunks and CALL splitting).", NULL},
     {"v1", (getter)get_v1, (setter)set_v1, "The device speaks protocol v1 only.", NULL},
     {"console_callback", (getter)get_console_cb, (setter)set_console_cb,
-     "cb(bytes) for console text, or None to buffer it for take_console().", NULL},
+     "cb(bytes) for console text as it arrives (also while a call runs), or None to buffer it "
+     "for take_console(). It must not make device requests (RuntimeError).", NULL},
+    {"framing_v2", (getter)get_framing_v2, (setter)set_framing_v2,
+     "v2 framing (seq + CRC-32): switched on by info() when the device lists "
+     "P4_CAP_FRAMING_V2.", NULL},
+    {"can_cancel", (getter)get_can_cancel, (setter)set_can_cancel,
+     "The device stops running code on CANCEL (info() sets it from P4_CAP_CANCEL).", NULL},
+    {"in_flight", (getter)get_in_flight, NULL,
+     "True while a request waits for its answer (any thread may read it; cancel() acts then).",
+     NULL},
+    {"stack_guard", (getter)get_stack_guard, NULL,
+     "(base, size) of the device's stack guard region from INFO, (0, 0) if none.", NULL},
+    {"stale_dropped", (getter)get_stale_dropped, NULL,
+     "Answers dropped because their seq was not the pending request's (stale, duplicated).", NULL},
+    {"crc_dropped", (getter)get_crc_dropped, NULL, "Frames dropped for a bad CRC-32/checksum.", NULL},
+    {"cancels", (getter)get_cancels, NULL, "CANCEL requests sent.", NULL},
     {"requests", (getter)get_requests, NULL, "Request frames sent (= round trips).", NULL},
     {"responses", (getter)get_responses, NULL, "Response frames received.", NULL},
     {"events", (getter)get_events, NULL, "Event frames (console) received.", NULL},
@@ -833,8 +928,8 @@ static PyMethodDef Link_methods[] = {
     M(read_mem, METH_VARARGS | METH_KEYWORDS,
       "read_mem(addr, size, *, timeout=None) -> bytes\n--\n\nREAD_MEM in chunks of max_payload."),
     M(read_into, METH_VARARGS | METH_KEYWORDS,
-      "read_into(addr, buffer, *, timeout=None) -> int\n--\n\nREAD_MEM straight into a writable "
-      "buffer."),
+      "read_into(addr, buffer, *, timeout=None) -> int\n--\n\nREAD_MEM into a writable buffer, "
+      "which is written only once everything arrived intact (unchanged on an error)."),
     M(execute, METH_VARARGS | METH_KEYWORDS,
       "execute(addr, *, timeout=None) -> int\n--\n\nEXEC (v1); returns a0."),
     M(call, METH_VARARGS | METH_KEYWORDS,
@@ -852,11 +947,16 @@ static PyMethodDef Link_methods[] = {
     M(free, METH_VARARGS | METH_KEYWORDS,
       "free(addr, *, timeout=None)\n--\n\nFREE of one allocation (its start address)."),
     M(free_all, METH_VARARGS | METH_KEYWORDS,
-      "free_all(*, timeout=None) -> (count, bytes)\n--\n\nFREE_ALL (v2)."),
+      "free_all(*, timeout=None) -> dict\n--\n\nFREE_ALL (v2), decoded (P4_FREE_ALL_FIELDS: count, "
+      "bytes, and kernel_count, kernel_bytes when the device reclaims kernels' malloc)."),
     M(console_ctl, METH_VARARGS | METH_KEYWORDS,
       "console_ctl(enable, *, timeout=None) -> bool\n--\n\nCONSOLE_CTL (v2): console event "
       "frames on/off; returns the previous state."),
     M(take_console, METH_NOARGS, "take_console() -> bytes\n--\n\nDrain buffered console text."),
+    M(cancel, METH_NOARGS,
+      "cancel() -> bool\n--\n\nStop the request in flight, from any thread (no lock; safe in a "
+      "signal handler). The waiting call sends CANCEL and raises CallCancelledError (or returns "
+      "its result if the kernel finished first). False if nothing was in flight."),
     M(resync, METH_VARARGS | METH_KEYWORDS,
       "resync(*, timeout=None)\n--\n\nResynchronise now (PING with a nonce)."),
     M(close, METH_NOARGS, "close()\n--\n\nDetach from the fd (which stays open)."),

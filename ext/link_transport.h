@@ -6,8 +6,26 @@
  *
  * The seam: p4_link_transact() sends one request frame and returns its
  * answer; send_frame() / recv_frame() and the decoder (frame.h) are the only
- * code that knows the frame layout, so a second framing (sequence number,
- * CRC) changes them and nothing in link_commands.c.
+ * code that knows the frame layout.
+ *
+ * Framing: v1 until the device's INFO lists P4_CAP_FRAMING_V2 and the caller
+ * sets `v2`; then every request carries a fresh seq (never 0: events use 0)
+ * and a CRC-32, and an answer is taken only if its CRC matches and it echoes
+ * the pending request's seq and command. Everything else (a stale or
+ * duplicated answer, a frame with a bad CRC, v1 frames) is dropped and
+ * counted; drops are named in the message of a later failure. A frame with a
+ * bad CRC whose (untrusted) header names the pending request fails it at
+ * once (P4_LINK_CHECKSUM) rather than after the timeout.
+ *
+ * Cancel: with `can_cancel` (the device has P4_CAP_CANCEL, link in v2), an
+ * interrupt (the `interrupted` hook) or p4_link_cancel() from any thread
+ * while an answer is awaited sends CANCEL, waits (bounded) for the pending
+ * answer and the CANCEL's OK, and returns P4_LINK_INTERRUPTED (hook) or the
+ * pending answer (usually the device error P4_ERR_CANCELLED). The link stays
+ * in step: the next request needs no resync.
+ *
+ * Console: each event frame's text is appended to the console buffer and,
+ * when `console_hook` is set, handed to it at once (live output).
  *
  * One p4_link_t per device connection. It owns a receive buffer, a frame
  * decoder and scratch space; it does not own the fd (it only switches it to
@@ -24,7 +42,11 @@
  *
  * After a timeout, an interrupt, a checksum error or a protocol error the link
  * is marked for resynchronisation; the next request first pads a half-sent
- * frame, drains, and waits for the echo of a PING carrying a fresh nonce.
+ * frame (v1), or, on a device with the frame gap (`gap_ms`, v2), stays silent
+ * for longer than the gap so that the device drops whatever partial frame it
+ * holds; then it drains and waits for the echo of a PING carrying a fresh
+ * nonce. Recovery is bounded: a failed request costs its timeout, the next
+ * one at most gap_ms + a PING round trip more.
  *
  * Functions return a p4_link_status_t; details of a failure are in the link
  * (err_code/detail for device errors, sys_errno, msg, op).
@@ -32,6 +54,7 @@
 #ifndef P4_EXT_LINK_TRANSPORT_H
 #define P4_EXT_LINK_TRANSPORT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +69,12 @@
 #define P4_LINK_CONSOLE_CAP (1024u * 1024u)
 /* The original firmware's frame buffer is 1 MiB; keep well inside it. */
 #define P4_LINK_V1_MAX_PAYLOAD (1024u * 1024u - 64u)
+/* Longest wait for the answers after a CANCEL was sent (the virtual device
+ * answers within a millisecond or so; a kernel in a long non-preemptible
+ * service call may take longer). */
+#define P4_LINK_CANCEL_WAIT_MS 3000u
+/* Margin on top of the device's frame gap for the silence before a resync. */
+#define P4_LINK_GAP_MARGIN_MS 100u
 
 typedef enum {
     P4_LINK_OK = 0,
@@ -59,6 +88,8 @@ typedef enum {
     P4_LINK_OSERROR, /* sys_errno */
     P4_LINK_CLOSED,  /* used after p4_link_close() or a disconnect */
     P4_LINK_BADARG,  /* caller error (too many segments, oversize): msg */
+    P4_LINK_CANCELLED, /* p4_link_cancel() on a device without CANCEL: given up locally */
+    P4_LINK_CANCEL_REQUESTED, /* internal: p4_link_cancel() was called (never returned) */
 } p4_link_status_t;
 
 typedef struct p4_link {
@@ -68,13 +99,19 @@ typedef struct p4_link {
     uint32_t timeout_ms;
     uint32_t max_payload;
     bool v1;
+    bool v2;         /* v2 framing (set after INFO listed P4_CAP_FRAMING_V2) */
+    bool can_cancel; /* the device has P4_CAP_CANCEL (and v2 is on) */
+    uint32_t gap_ms; /* the device's frame gap (P4_FRAME_GAP_MS), 0 = none known */
+    uint32_t guard_base, guard_size; /* INFO's "stack-guard" region (0, 0: none) */
     bool closed;
     bool need_resync;
+    bool quiet_first; /* the resync starts with gap_ms + margin of silence */
+    uint32_t seq;     /* last seq sent (v2) */
 
     /* a frame cut short while sending (interrupt/timeout): what the device
      * has seen of it, so the resync can complete it with a bad checksum */
     bool tx_partial;
-    uint8_t tx_hdr[P4_HEADER_SIZE];
+    uint8_t tx_hdr[P4_HEADER_SIZE]; /* (v1 only: v2 partial frames are ended by the gap) */
     uint64_t tx_sent;  /* bytes of that frame sent */
     uint32_t tx_sum;   /* sum of those bytes */
 
@@ -91,9 +128,25 @@ typedef struct p4_link {
     const uint8_t *resp; /* in scratch unless scattered */
     uint32_t resp_len;
     bool resp_scattered;
+    uint32_t resp_seq;
     uint32_t err_code;
-    const uint8_t *err_detail;
+    const uint8_t *err_detail; /* in err_buf */
     uint32_t err_detail_len;
+    uint8_t err_buf[P4_FAULT_DETAIL_SIZE + 64];
+
+    /* staging for reads into a caller's memory (p4_link_stage) */
+    uint8_t *stage;
+    size_t stage_cap;
+
+    /* frames dropped while the current request waited (for messages) */
+    uint32_t drop_stale, drop_crc;
+    char drop_note[96]; /* the last one */
+
+    /* cancel: set from any thread, seen by the waiting one */
+    atomic_uint flight;     /* odd while a request is in flight: its number */
+    atomic_uint cancel_req; /* = flight: that request is to be cancelled */
+    int wake_rd, wake_wr; /* self-pipe that wakes poll() (-1: none) */
+    bool cancel_sent;     /* the last request was cancelled */
 
     /* failure details */
     int sys_errno;
@@ -107,12 +160,16 @@ typedef struct p4_link {
 
     int (*interrupted)(void *ctx);
     void *intr_ctx;
+    /* live console: called with each event frame's text as it arrives (the
+     * text is also in con, which the hook may drain) */
+    void (*console_hook)(void *ctx);
     uint64_t intr_due_ms; /* run `interrupted` by then even while bytes move */
 
     p4_spin_t spin; /* spin before blocking (p4_spin.h) */
 
     /* counters */
     uint64_t requests, responses, events, bytes_sent, bytes_received, resyncs, timeouts;
+    uint64_t stale_dropped, crc_dropped, cancels;
     uint64_t nonce;
 } p4_link_t;
 
@@ -127,11 +184,34 @@ void p4_link_close(p4_link_t *l);
 p4_link_status_t p4_link_transact(p4_link_t *l, uint8_t cmd, const struct iovec *tx, int txcnt,
                                   const p4_fdec_seg_t *rx, unsigned rxcnt, uint32_t timeout_ms);
 
+/* Ask the request in flight to stop (any thread, no lock; a signal handler
+ * may call it). Returns true if a request was in flight. The waiting thread
+ * sends CANCEL (see above). */
+bool p4_link_cancel(p4_link_t *l);
+
+/* Is a cancel pending for the request in flight? (A cancel() that raced
+ * with the end of a request names that request, never the next one.) */
+static inline bool p4_link_cancel_pending(p4_link_t *l)
+{
+    unsigned f = atomic_load_explicit(&l->flight, memory_order_relaxed);
+    return (f & 1u) && atomic_load_explicit(&l->cancel_req, memory_order_relaxed) == f;
+}
+
+/* A buffer of at least n bytes owned by the link (reads into a caller's
+ * memory land here and are copied over only once everything is verified);
+ * NULL when out of memory. p4_link_stage_trim() frees a large one. */
+uint8_t *p4_link_stage(p4_link_t *l, size_t n);
+void p4_link_stage_trim(p4_link_t *l);
+
 /* PING with a fresh nonce; wait for its echo, dropping everything else. */
 p4_link_status_t p4_link_resync(p4_link_t *l, uint32_t timeout_ms);
 
 /* Move buffered console text out: copies up to cap bytes, returns the count. */
 size_t p4_link_take_console(p4_link_t *l, uint8_t *out, size_t cap);
+
+/* "; dropped meanwhile: ..." for messages (empty if nothing was dropped while
+ * the last request waited). */
+void p4_link_drop_summary(const p4_link_t *l, char *out, size_t cap);
 
 /* The command's name from P4_COMMAND_LIST ("command" if unknown). */
 const char *p4_link_cmd_name(uint8_t cmd);

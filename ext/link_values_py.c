@@ -147,6 +147,23 @@ fail:
     return NULL;
 }
 
+/* FREE_ALL -> the fields the device sent (count, bytes[, kernel_count, kernel_bytes]) */
+PyObject *p4py_free_all_dict(const p4_free_all_t *src)
+{
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    uint32_t k = 0;
+#define X_PUT_PRESENT(field, kind, count)                                                          \
+    if (k++ < src->present && put_item(d, #field, PY_##kind(src->field, count)) < 0)               \
+        goto fail;
+    P4_FREE_ALL_FIELDS(X_PUT_PRESENT)
+#undef X_PUT_PRESENT
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
 
 void p4py_callbufs_release(callbufs_t *c)
 {

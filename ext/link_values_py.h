@@ -34,5 +34,6 @@ void p4py_callbufs_release(callbufs_t *c);
  * names of the protocol tables. New references, NULL with an exception. */
 PyObject *p4py_info_dict(const p4_info_t *src);
 PyObject *p4py_heap_info_dict(const p4_heap_info_t *src);
+PyObject *p4py_free_all_dict(const p4_free_all_t *src);
 
 #endif /* P4_EXT_LINK_VALUES_PY_H */

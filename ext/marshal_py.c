@@ -724,7 +724,10 @@ static PyObject *Marshaller_call(MarshallerObject *self, PyObject *const *a, Py_
             wr[nw++].len = P4_ARGS_SIZE;
         }
         p4_call_result_t res;
-        if (p4py_link_call(a[0], entry, args_addr, budget, wr, nw, rd, nr, tmo, &res) < 0)
+        const char *fname = PyUnicode_AsUTF8(self->fname);
+        if (!fname)
+            PyErr_Clear();
+        if (p4py_link_call(a[0], entry, args_addr, budget, wr, nw, rd, nr, tmo, fname, &res) < 0)
             goto out;
         self->last_a0 = res.a0;
         self->last_ret_lo = res.ret_lo;

@@ -31,6 +31,8 @@ typedef struct {
     PyObject *PayloadTooLargeError;
     PyObject *ExecutionFaultError;
     PyObject *ExecutionTimeoutError;
+    PyObject *CallCancelledError;
+    PyObject *BadFreeError;
     /* Types registered by the parts (set in their exec hooks). */
     PyObject *LinkType;
     PyObject *ShadowTableType;
@@ -61,6 +63,17 @@ static inline p4py_state *p4py_state_from_type(PyTypeObject *type)
 PyObject *p4py_raise_device_error(p4py_state *st, uint32_t code, const uint8_t *detail,
                                   size_t detail_len, const char *what);
 
+/* The same with what the host knows about the call: the stack guard region
+ * from INFO (a fault inside it is a stack overflow) and the function's name
+ * (NULL: unknown). */
+typedef struct {
+    uint32_t guard_base, guard_size;
+    const char *function;
+} p4py_fault_ctx_t;
+PyObject *p4py_raise_device_error_ctx(p4py_state *st, uint32_t code, const uint8_t *detail,
+                                      size_t detail_len, const char *what,
+                                      const p4py_fault_ctx_t *ctx);
+
 /* PyErr_SetString with a printf-style message (full printf: %08X, %g, ...).
  * Returns NULL. (errors_py.c) */
 PyObject *p4py_errorf(PyObject *cls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -72,11 +85,15 @@ int p4py_conv_timeout(PyObject *o, void *out);
 
 /* Run a batched call on a p4jit._core.Link (link_py.c): takes the Link's
  * lock, releases the GIL while the I/O runs, raises on failure (0 / -1).
- * timeout_ms < 0: the Link's own timeout. */
+ * timeout_ms < 0: the Link's own timeout. function: the kernel's name for
+ * messages (NULL: unknown). The reads are staged: on failure their dst are
+ * unchanged, and the exception says so (.arrays_unchanged = True). A bad
+ * free() reported by the device raises BadFreeError after the results were
+ * delivered. */
 #include "link_commands.h"
 int p4py_link_call(PyObject *link, uint32_t entry, uint32_t args_addr, uint32_t budget_ms,
                    const p4_link_write_t *wr, size_t nwr, const p4_link_read_t *rd, size_t nrd,
-                   int64_t timeout_ms, p4_call_result_t *res);
+                   int64_t timeout_ms, const char *function, p4_call_result_t *res);
 
 /* Part exec hooks: add types/functions to the module; 0 or -1 with an
  * exception set. */

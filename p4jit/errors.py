@@ -21,8 +21,14 @@ come from C (:class:`BuildError`, :class:`SignatureError`)::
         ├── AllocationError (MemoryError)
         ├── InvalidAddressError
         ├── PayloadTooLargeError
-        └── ExecutionFaultError         .cause .cause_name .pc .tval .regs .instret
+        ├── CallCancelledError          a call stopped by Link.cancel() (fault attributes: where)
+        ├── BadFreeError                device code free()d a pointer it never malloc'ed (.pointer)
+        └── ExecutionFaultError         .cause .cause_name .pc .tval .regs .instret .stack_overflow
             └── ExecutionTimeoutError (TimeoutError)
+
+An error raised by a call whose NumPy arrays were not written has
+``.arrays_unchanged = True`` (the results are staged and copied back only
+after the whole answer was verified); device-resident memory may have changed.
 
 Host-side bounds violations raise the built-in ``PermissionError``; argument
 problems raise ``TypeError``/``ValueError`` naming the parameter.
@@ -46,6 +52,8 @@ InvalidAddressError = _core.InvalidAddressError
 PayloadTooLargeError = _core.PayloadTooLargeError
 ExecutionFaultError = _core.ExecutionFaultError
 ExecutionTimeoutError = _core.ExecutionTimeoutError
+CallCancelledError = _core.CallCancelledError
+BadFreeError = _core.BadFreeError
 
 
 class BuildError(P4JITError):
@@ -99,5 +107,5 @@ __all__ = [
     "DeviceConnectionError", "DisconnectedError", "ProtocolError",
     "ChecksumError", "ResponseTimeoutError", "DeviceError", "UnsupportedCommandError",
     "AllocationError", "InvalidAddressError", "PayloadTooLargeError", "ExecutionFaultError",
-    "ExecutionTimeoutError",
+    "ExecutionTimeoutError", "CallCancelledError", "BadFreeError",
 ]

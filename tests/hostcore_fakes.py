@@ -13,6 +13,7 @@ import socket
 import struct
 import sys
 import threading
+import zlib
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
@@ -45,6 +46,13 @@ def frame(cmd: int, flags: int, payload: bytes = b"") -> bytes:
     return p4bench.frame_encode(cmd, flags, payload)
 
 
+def frame_v2(cmd: int, flags: int, seq: int, payload: bytes = b"") -> bytes:
+    """A v2 frame (docs/PROTOCOL.md 1.1), written out with zlib.crc32 here so
+    that the extension's encoder and decoder are checked against it."""
+    body = struct.pack("<BBBBII", C.P4_MAGIC0, C.P4_MAGIC1, cmd, flags | C.P4_FLAG_V2, len(payload), seq) + payload
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
 class FakeDevice:
     """A protocol peer on one end of a socketpair, served by a thread.
 
@@ -55,10 +63,17 @@ class FakeDevice:
 
     PSRAM = 0x48000000
 
-    def __init__(self, *, v1: bool = False, caps: Optional[int] = None, max_payload: int = 1 << 20) -> None:
+    def __init__(self, *, v1: bool = False, v2: bool = False, caps: Optional[int] = None,
+                 max_payload: int = 1 << 20) -> None:
         self.host, self.peer = socket.socketpair()
         self.v1 = v1
         self.caps = (C.P4_CAP_INFO | C.P4_CAP_CALL | C.P4_CAP_FREE_ALL) if caps is None else caps
+        if v2:
+            self.caps |= C.P4_CAP_FRAMING_V2
+        #: FREE_ALL answers with the session heap's 16 bytes (kernel_count, kernel_bytes)
+        self.session_heap: Optional[tuple] = None
+        #: seq of each v2 request received (v1 requests: None)
+        self.seqs: List[Optional[int]] = []
         self.max_payload = max_payload
         self.mem: Dict[int, bytearray] = {}
         self.next_addr = self.PSRAM
@@ -143,14 +158,25 @@ class FakeDevice:
                 if n > 64 << 20:
                     del self._buf[:1]
                     continue
-                if len(self._buf) < 10 + n:
+                v2 = bool(flags & C.P4_FLAG_V2)
+                head, tail = (12, 4) if v2 else (8, 2)
+                if len(self._buf) < head + n + tail:
                     break
-                payload = bytes(self._buf[8:8 + n])
-                ck = struct.unpack_from("<H", self._buf, 8 + n)[0]
-                ok = (sum(self._buf[:8 + n]) & 0xFFFF) == ck
-                del self._buf[:10 + n]
+                payload = bytes(self._buf[head:head + n])
+                if v2:
+                    seq = struct.unpack_from("<I", self._buf, 8)[0]
+                    ok = zlib.crc32(self._buf[:head + n]) == struct.unpack_from("<I", self._buf, head + n)[0]
+                else:
+                    seq = None
+                    ck = struct.unpack_from("<H", self._buf, 8 + n)[0]
+                    ok = (sum(self._buf[:8 + n]) & 0xFFFF) == ck
+                del self._buf[:head + n + tail]
                 self.received.append((cmd, payload, ok))
+                self.seqs.append(seq)
                 answer = self._answer(cmd, payload) if ok else frame(cmd, C.P4_FLAG_ERROR, struct.pack("<I", 1))
+                if v2 and answer:  # the same answer in the request's framing
+                    a_flags, a_len = answer[3], struct.unpack_from("<I", answer, 4)[0]
+                    answer = frame_v2(answer[2], a_flags, seq, answer[8:8 + a_len])
                 hook = self.misbehave.get(cmd)
                 if hook is not None:
                     if self.once:
@@ -208,6 +234,8 @@ class FakeDevice:
         if cmd == C.P4_CMD_FREE_ALL and not self.v1:
             n, b = len(self.mem), sum(map(len, self.mem.values()))
             self.mem.clear()
+            if self.session_heap is not None:
+                return frame(cmd, OK, struct.pack("<IIII", n, b, *self.session_heap))
             return frame(cmd, OK, struct.pack("<II", n, b))
         if cmd == C.P4_CMD_WRITE_MEM and len(p) >= 4:
             addr = struct.unpack_from("<I", p)[0]

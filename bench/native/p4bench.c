@@ -115,19 +115,21 @@ static double mono(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* codec_bench(payload_size, iterations) -> (encode_seconds, decode_seconds)
- * Encode: header + memcpy + checksum into a frame buffer. Decode: feed the frame
- * in 64 KiB pieces (as reads arrive) into a payload buffer, checksum verified. */
+/* codec_bench(payload_size, iterations, v2=False) -> (encode_seconds, decode_seconds)
+ * Encode: header + memcpy + checksum (v2: CRC-32) into a frame buffer. Decode:
+ * feed the frame in 64 KiB pieces (as reads arrive) into a payload buffer,
+ * checksum verified. */
 static PyObject *py_codec_bench(PyObject *Py_UNUSED(m), PyObject *args)
 {
     Py_ssize_t size, iters;
-    if (!PyArg_ParseTuple(args, "nn:codec_bench", &size, &iters))
+    int v2 = 0;
+    if (!PyArg_ParseTuple(args, "nn|p:codec_bench", &size, &iters, &v2))
         return NULL;
     if (size < 0 || size > (1 << 28) || iters < 1) {
         PyErr_SetString(PyExc_ValueError, "codec_bench: 0 <= size <= 256 MiB, iterations >= 1");
         return NULL;
     }
-    uint8_t *src = malloc((size_t)size + 1), *frame = malloc((size_t)size + P4_FRAME_OVERHEAD),
+    uint8_t *src = malloc((size_t)size + 1), *frame = malloc((size_t)size + P4_V2_FRAME_OVERHEAD),
             *dst = malloc((size_t)size + 1);
     if (!src || !frame || !dst) {
         free(src);
@@ -143,8 +145,10 @@ static PyObject *py_codec_bench(PyObject *Py_UNUSED(m), PyObject *args)
     double t0 = mono();
     size_t flen = 0;
     for (Py_ssize_t k = 0; k < iters; k++)
-        flen = p4_frame_encode(frame, (size_t)size + P4_FRAME_OVERHEAD, P4_CMD_READ_MEM, P4_FLAG_OK,
-                               src, (uint32_t)size);
+        flen = v2 ? p4_frame_encode_v2(frame, (size_t)size + P4_V2_FRAME_OVERHEAD, P4_CMD_READ_MEM,
+                                       P4_FLAG_OK, (uint32_t)k + 1u, src, (uint32_t)size)
+                  : p4_frame_encode(frame, (size_t)size + P4_FRAME_OVERHEAD, P4_CMD_READ_MEM,
+                                    P4_FLAG_OK, src, (uint32_t)size);
     te = mono() - t0;
     p4_fdec_t d;
     p4_fdec_init(&d, (uint32_t)size + 1, 0xFFFFFFFFu);

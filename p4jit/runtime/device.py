@@ -172,9 +172,15 @@ class _Session:
             self.transport.close()
 
 
-def _free_all(link, shadow, can_free_all: bool) -> int:
+def _free_all(link, shadow, can_free_all: bool, freed: Optional[Dict[str, int]] = None) -> int:
     if can_free_all:
-        link.free_all()
+        answer = link.free_all()
+        if freed is not None:
+            freed.clear()
+            freed.update(answer)
+        if answer.get("kernel_count"):
+            log.info("FREE_ALL reclaimed %d block(s), %d bytes, that device code malloc'ed and never freed",
+                     answer["kernel_count"], answer["kernel_bytes"])
         return len(shadow.clear())
     n = 0
     for entry in shadow.clear():
@@ -354,8 +360,23 @@ class Device:
         self.link.free(addr)
 
     def free_all(self) -> int:
-        """Free every allocation of this session; returns how many there were."""
-        return _free_all(self.link, self.shadow, self._s.can_free_all)
+        """Free every allocation of this session; returns how many there were.
+
+        On a device with ``P4_CAP_SESSION_HEAP`` this also reclaims the blocks
+        device code malloc'ed and never freed: :attr:`last_free_all` then has
+        ``kernel_count`` and ``kernel_bytes`` (and ``count``, ``bytes`` for the
+        host's allocations), and they are logged."""
+        self.last_free_all: Dict[str, int] = {}
+        return _free_all(self.link, self.shadow, self._s.can_free_all, self.last_free_all)
+
+    def cancel(self) -> bool:
+        """Stop the call in flight, from any thread (or a signal handler): the
+        waiting call sends CANCEL and raises ``CallCancelledError`` (Ctrl-C in
+        the calling thread does the same and raises ``KeyboardInterrupt``).
+        Returns False when nothing was in flight. A device without CANCEL
+        (``info.has(P4_CAP_CANCEL)`` false) cannot stop the code: the call then
+        gives up on the host and the next request waits for the kernel."""
+        return self.link.cancel()
 
     def allocations(self, owner: Any = ...) -> List[Allocation]:
         """Live allocations (of one owner when ``owner`` is given), by address."""

@@ -81,7 +81,7 @@ extern "C" {
     X(INFO, 0x02, 2, "- -> the INFO layout (P4_INFO_*_FIELDS)")                                 \
     X(ALLOC, 0x10, 1, "size, caps, align u32 -> addr, err u32")                                 \
     X(FREE, 0x11, 1, "addr u32 -> status u32")                                                  \
-    X(FREE_ALL, 0x12, 2, "- -> count, bytes u32")                                               \
+    X(FREE_ALL, 0x12, 2, "- -> P4_FREE_ALL_FIELDS (the first 2 without SESSION_HEAP)")                                               \
     X(WRITE_MEM, 0x20, 1, "addr u32, data... -> written, status u32")                          \
     X(READ_MEM, 0x21, 1, "addr, size u32 -> bytes")                                             \
     X(EXEC, 0x30, 1, "addr u32 -> a0 u32")                                                      \
@@ -129,7 +129,7 @@ enum { P4_COMMAND_LIST(P4_X_CMD_ENUM) };
     X(CACHE_SYNC, 11, DeviceError,                                                              \
       "the device could not synchronise its caches after the write (error 11), so code may "   \
       "not see the new bytes; retry, and reset the board if it persists")                       \
-    X(CANCELLED, 12, DeviceError,                                                               \
+    X(CANCELLED, 12, CallCancelledError,                                                        \
       "the call was cancelled before the kernel finished (error 12); its outputs are "          \
       "incomplete")
 
@@ -170,6 +170,7 @@ enum { P4_CAPABILITY_LIST(P4_X_CAP_ENUM) };
  * enough for it (older firmware of ours sends fewer); new fields go at the
  * end of the tail. Columns: X(field, wire kind, count) with the kinds
  *   U32   a little-endian u32 (count 1)
+ *   U64   a little-endian u64 (count 1)
  *   TEXT  count bytes of NUL-padded text
  *   BYTES count raw bytes
  * build_id: app ELF SHA-256 on ESP-IDF, ROM hash on the sim; chip_revision:
@@ -204,7 +205,18 @@ enum { P4_CAPABILITY_LIST(P4_X_CAP_ENUM) };
     X(free_internal, U32, 1)                                                                    \
     X(total_internal, U32, 1)
 
+/* FREE_ALL OK payload, same columns. A device without P4_CAP_SESSION_HEAP
+ * (and the first firmware of ours) sends only the first two fields
+ * (P4_FREE_ALL_RESP_V1_SIZE bytes); a host accepts both lengths. */
+#define P4_FREE_ALL_FIELDS(X)                                                                   \
+    X(count, U32, 1)        /* host allocations freed */                                        \
+    X(bytes, U32, 1)                                                                            \
+    X(kernel_count, U32, 1) /* blocks device code malloc'ed and never freed, reclaimed */       \
+    X(kernel_bytes, U32, 1)
+#define P4_FREE_ALL_RESP_V1_SIZE 8u
+
 /* Wire size of a field, and of a field list. */
+#define P4_WIRE_KIND_SIZE_U64 8u
 #define P4_WIRE_KIND_SIZE_U32 4u
 #define P4_WIRE_KIND_SIZE_TEXT 1u
 #define P4_WIRE_KIND_SIZE_BYTES 1u
@@ -230,19 +242,20 @@ enum { P4_CAPABILITY_LIST(P4_X_CAP_ENUM) };
  *   n_reads  x { u32 addr; u32 len; }
  * Everything is validated before anything is written or run.
  *
- * OK payload:
- *   u32 a0             what the entry returned in a0
- *   u32 ret_lo         args slot 30 (64-bit return: low word)
- *   u32 ret_hi         args slot 31 (32-bit return lives here)
- *   u32 reserved (0)
- *   u64 cycles         cycles spent in the call
- *   u64 instret        retired instructions (0 unless P4_CAP_INSTRET)
- *   then each read's bytes, concatenated in request order, no padding.
+ * OK payload: P4_CALL_RESP_FIELDS, then each read's bytes, concatenated in
+ * request order, no padding.
  */
+#define P4_CALL_RESP_FIELDS(X)                                                                  \
+    X(a0, U32, 1)      /* what the entry returned in a0 */                                      \
+    X(ret_lo, U32, 1)  /* args slot 30 (64-bit return: low word) */                             \
+    X(ret_hi, U32, 1)  /* args slot 31 (32-bit return lives here) */                            \
+    X(bad_free, U32, 1) /* see P4_CALL_RESP_OFF_BAD_FREE (formerly reserved, 0) */            \
+    X(cycles, U64, 1)  /* cycles spent in the call */                                           \
+    X(instret, U64, 1) /* retired instructions (0 unless P4_CAP_INSTRET) */
 #define P4_CALL_REQ_FIXED_SIZE 16u
 #define P4_CALL_WRITE_HDR_SIZE 8u
 #define P4_CALL_READ_SIZE 8u
-#define P4_CALL_RESP_FIXED_SIZE 32u
+#define P4_CALL_RESP_FIXED_SIZE 32u /* = P4_FIELDS_SIZE(P4_CALL_RESP_FIELDS) */
 
 /* Error detail after the error u32 for P4_ERR_FAULT / P4_ERR_TIMEOUT:
  *   u32 cause          RISC-V mcause (P4_CAUSE_*), or P4_CAUSE_TIMEOUT
@@ -262,12 +275,14 @@ enum { P4_CAPABILITY_LIST(P4_X_CAP_ENUM) };
     X(LOAD_ACCESS, 5, "load access fault")                                                      \
     X(MISALIGNED_STORE, 6, "misaligned store")                                                  \
     X(STORE_ACCESS, 7, "store access fault")                                                    \
-    X(ECALL_M, 11, "environment call (ecall)")
+    X(ECALL_M, 11, "environment call (ecall)")                                                  \
+    /* not mcauses: why the device stopped the code itself */                                   \
+    X(TIMEOUT, 0xFFFFFFFFu, "execution budget exceeded")                                        \
+    X(CANCELLED, 0xFFFFFFFEu, "cancelled by the host")
 
+/* (TIMEOUT and CANCELLED do not fit an int: the enum is unsigned.) */
 #define P4_X_CAUSE_ENUM(name, mcause, text) P4_CAUSE_##name = (mcause),
 enum { P4_CAUSE_LIST(P4_X_CAUSE_ENUM) };
-/* Not an mcause: the execution budget ran out. */
-#define P4_CAUSE_TIMEOUT 0xFFFFFFFFu
 
 /* ------------------------------------------------------------------------ */
 /* Argument-slot ABI (v1)                                                    */
@@ -382,9 +397,9 @@ static inline void p4_wire_put_header(uint8_t hdr[P4_HEADER_SIZE], uint8_t cmd, 
  * and stays silent for this long finds the device waiting for a new frame. */
 #define P4_FRAME_GAP_MS 500u
 
-/* Pseudo-cause in the fault detail of a P4_ERR_CANCELLED answer: where the
- * kernel was when the host's CANCEL stopped it (pc, registers, instret). */
-#define P4_CAUSE_CANCELLED 0xFFFFFFFEu
+/* P4_CAUSE_CANCELLED (in P4_CAUSE_LIST) is the cause in the fault detail of
+ * a P4_ERR_CANCELLED answer: where the kernel was when the host's CANCEL
+ * stopped it (pc, registers, instret). */
 
 /* While a kernel runs (CALL/EXEC not yet answered), a device with
  * P4_CAP_CANCEL keeps parsing frames: PING is answered (payloads up to
@@ -402,8 +417,8 @@ static inline void p4_wire_put_header(uint8_t hdr[P4_HEADER_SIZE], uint8_t cmd, 
  *  - CALL's OK payload word at this offset (the former reserved 0) is
  *    bad_free: the first pointer the code passed to free() that it never
  *    allocated (the free was ignored); 0 = none. */
-#define P4_FREE_ALL_RESP_SESSION_SIZE 16u
-#define P4_CALL_RESP_OFF_BAD_FREE 12u
+#define P4_FREE_ALL_RESP_SESSION_SIZE P4_FIELDS_SIZE(P4_FREE_ALL_FIELDS)
+#define P4_CALL_RESP_OFF_BAD_FREE 12u /* = offset of bad_free in P4_CALL_RESP_FIELDS */
 
 /* INFO region name (caps 0) of the stack guard: a load/store fault whose
  * tval lies in that region is a stack overflow. */

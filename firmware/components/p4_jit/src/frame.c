@@ -29,6 +29,8 @@
 
 /* Replies up to this size go out in one p4_port_write call. */
 #define P4_FRAME_SMALL_PAYLOAD 240u
+/* Larger v2 replies go out in pieces of this size, each CRC'd once written. */
+#define P4_FRAME_CRC_PIECE (64u * 1024u)
 
 /* ======================================================================== */
 /* Replies                                                                   */
@@ -45,7 +47,9 @@ void p4_frame_send_as(p4_core_t *core, bool v2, uint32_t seq, uint8_t cmd, uint8
         p4_wire_put_u32(hdr + P4_HEADER_SIZE, seq);
         hdr_len += P4_V2_SEQ_SIZE;
         uint32_t crc = p4_crc32_update(0, hdr, hdr_len);
-        if (len > 0)
+        /* a large payload's CRC is computed piece by piece as it goes out
+         * (below), while the host is still reading and checking it */
+        if (len > 0 && len <= P4_FRAME_SMALL_PAYLOAD)
             crc = p4_crc32_update(crc, payload, len);
         p4_wire_put_u32(trailer, crc);
         trailer_len = P4_V2_CRC_SIZE;
@@ -69,8 +73,20 @@ void p4_frame_send_as(p4_core_t *core, bool v2, uint32_t seq, uint8_t cmd, uint8
     /* A lost link shows up as p4_port_read returning -1; nothing to do here. */
     if (p4_port_write(ctx, hdr, hdr_len) != 0)
         return;
-    if (p4_port_write(ctx, payload, len) != 0)
-        return;
+    if (!v2) {
+        if (p4_port_write(ctx, payload, len) != 0)
+            return;
+    } else {
+        uint32_t crc = p4_wire_get_u32(trailer);
+        for (uint32_t off = 0; off < len;) {
+            uint32_t k = len - off < P4_FRAME_CRC_PIECE ? len - off : P4_FRAME_CRC_PIECE;
+            if (p4_port_write(ctx, payload + off, k) != 0)
+                return;
+            crc = p4_crc32_update(crc, payload + off, k);
+            off += k;
+        }
+        p4_wire_put_u32(trailer, crc);
+    }
     (void)p4_port_write(ctx, trailer, trailer_len);
 }
 
