@@ -80,8 +80,15 @@ static void console_hook(void *ctx)
             self->link.con_len = 0;
             PyObject *r = PyObject_CallOneArg(cb, b);
             Py_DECREF(b);
-            if (!r)
+            if (!r && PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+                /* Ctrl-C (or the notebook's interrupt) landed while the
+                 * callback ran Python code: hand it back to the link, whose
+                 * next signal check cancels the call as for any Ctrl-C. */
+                PyErr_Clear();
+                PyErr_SetInterrupt();
+            } else if (!r) {
                 PyErr_WriteUnraisable(cb);
+            }
             Py_XDECREF(r);
         } else {
             PyErr_WriteUnraisable(cb);

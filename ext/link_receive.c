@@ -180,6 +180,15 @@ static int on_frame(p4_link_t *l, p4_link_expect_t *ex)
         }
         if (l->err_code == P4_ERR_CHECKSUM)
             l->need_resync = true;
+        if (l->err_code == P4_ERR_TOO_LARGE) {
+            /* Refused from its header, the frame is still being drained on the
+             * device: up to its announced length, which a length corrupted on
+             * the way makes huge, so until the frame gap ends the drain. The
+             * host never sends a frame over max_payload, so stay quiet for
+             * that gap, then resync, before the next request. */
+            l->need_resync = true;
+            l->quiet_first = true;
+        }
         return P4_LINK_DEVICE_ERROR;
     }
     if (d->cmd != ex->cmd) {

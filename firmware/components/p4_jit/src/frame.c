@@ -166,6 +166,16 @@ static void frame_refuse(p4_core_t *core, uint32_t err)
     core->reply_seq = seq;
 }
 
+/* A v2 request repeating the seq of the last request run (the one running
+ * now, or answered last) is a duplicated frame on the link: running it again
+ * could apply an in-place kernel twice, and its answer was or will be sent
+ * once. It is dropped unanswered (docs/PROTOCOL.md, "Repeats"). */
+static bool frame_is_repeat(const p4_core_t *core)
+{
+    return core->rx_v2 && frame_is_request(core) && core->has_last_seq &&
+           frame_rx_seq(core) == core->last_seq;
+}
+
 static void frame_reset(p4_core_t *core)
 {
     core->state = P4_PARSE_MAGIC0;
@@ -192,7 +202,9 @@ static void frame_header_done(p4_core_t *core)
     uint32_t cap = core->executing ? P4_BUSY_PAYLOAD_MAX : core->cfg.rx_payload_cap;
     core->payload = core->executing ? core->busy_payload : core->cfg.rx_payload;
     if (core->payload_len > cap) {
-        if (frame_is_request(core)) {
+        if (frame_is_repeat(core)) {
+            core->frames_repeated++; /* a copy of the running request: drained unanswered */
+        } else if (frame_is_request(core)) {
             if (core->executing)
                 core->frames_busy++;
             frame_refuse(core, core->executing ? P4_ERR_BUSY : P4_ERR_TOO_LARGE);
@@ -232,10 +244,7 @@ static void frame_checksum_done(p4_core_t *core)
     if (!request)
         return;
     if (v2 && core->has_last_seq && seq == core->last_seq) {
-        /* A copy of the request running now or answered last (a duplicated
-         * frame on the link): running it again could apply an in-place
-         * kernel twice, and its answer was or will be sent once. Drop it. */
-        core->frames_repeated++;
+        core->frames_repeated++; /* frame_is_repeat, checked after the CRC */
         return;
     }
     core->frames_ok++;
