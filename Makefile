@@ -83,7 +83,7 @@ $(BENCH_NATIVE): $(VENV)/.ready $(BENCH_NATIVE_SRCS) $(wildcard ext/*.h) firmwar
 	@mkdir -p $(BUILD)/bench
 	@cc -std=c11 -O2 -shared -fPIC -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	    -I$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])') \
-	    -Iext -Ifirmware/components/p4_jit/include $(BENCH_NATIVE_SRCS) -lz \
+	    -Iext -Ifirmware/components/p4_jit/include $(BENCH_NATIVE_SRCS) -ldeflate \
 	    -o $(BUILD)/bench/p4bench$$($(VPY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 	@touch $@
 

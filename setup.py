@@ -37,7 +37,7 @@ core = Extension(
     "p4jit._core",
     sources=sorted(glob(os.path.join("ext", "*.c"))),
     include_dirs=["ext", os.path.join("firmware", "components", "p4_jit", "include"), numpy.get_include()],
-    libraries=["elf", "z"],
+    libraries=["elf", "deflate"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-missing-field-initializers"],
 )

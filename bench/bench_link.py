@@ -4,7 +4,7 @@
 
 * codec: frame encode (header + copy + checksum) and incremental decode
   (64 KiB pieces, checksum verified) of 1 MiB and 8 MiB payloads, in C; and
-  8 MiB in v2 framing (CRC-32, zlib's), the framing the virtual device uses.
+  8 MiB in v2 framing (CRC-32, libdeflate's), the framing the virtual device uses.
 * PING: round-trip latency over the virtual device's socketpair and pty, with
   the bounded spin (the default) and without it (P4JIT_SPIN_US=0).
 * write_memory / read_memory of 1 MiB and 8 MiB over the socketpair and pty.

@@ -4,7 +4,7 @@
 #include "frame.h"
 
 #include <string.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -94,7 +94,7 @@ uint32_t p4_frame_copy_sum(uint32_t acc, void *dst, const void *src, size_t n)
 
 uint32_t p4_frame_crc(uint32_t crc, const void *data, size_t n)
 {
-    return (uint32_t)crc32_z(crc, (const Bytef *)data, n);
+    return libdeflate_crc32(crc, data, n);
 }
 
 /* ---- encoder ------------------------------------------------------------- */

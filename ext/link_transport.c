@@ -223,6 +223,8 @@ bool p4_link_cancel(p4_link_t *l)
     return true;
 }
 
+#define P4_LINK_STAGE_KEEP (16u << 20)
+
 uint8_t *p4_link_stage(p4_link_t *l, size_t n)
 {
     if (n <= l->stage_cap)
@@ -237,7 +239,10 @@ uint8_t *p4_link_stage(p4_link_t *l, size_t n)
 
 void p4_link_stage_trim(p4_link_t *l)
 {
-    if (l->stage_cap > (4u << 20)) { /* do not keep a huge buffer around */
+    /* Kept up to the largest payload a device takes (the sim's 16 MiB): a
+     * fresh buffer per call would fault in its pages every time (2048 for an
+     * 8 MiB read, more than the copy costs). Larger ones are not kept. */
+    if (l->stage_cap > P4_LINK_STAGE_KEEP) {
         free(l->stage);
         l->stage = NULL;
         l->stage_cap = 0;

@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   gcc make pkg-config
   gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf picolibc-riscv64-unknown-elf
-  libunicorn-dev libelf-dev libmd-dev
+  libunicorn-dev libelf-dev libmd-dev libdeflate-dev
   clang libclang-rt-14-dev
 )
 # Where config/toolchain.yaml (profiles.debian.cxx_include_dirs) looks for them.

@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "frame.h"
 
@@ -114,7 +114,7 @@ static void on_frame(fz_t *f, bool good)
             uint8_t hdr[P4_FRAME_V2_HEADER_SIZE];
             p4_wire_put_header(hdr, d->cmd, (uint8_t)(d->flags | P4_FLAG_V2), d->len);
             p4_wire_put_u32(hdr + P4_HEADER_SIZE, d->seq);
-            uLong crc = crc32_z(crc32_z(0, hdr, sizeof hdr), payload, d->len);
+            uint32_t crc = libdeflate_crc32(libdeflate_crc32(0, hdr, sizeof hdr), payload, d->len);
             ok = (uint32_t)crc == p4_wire_get_u32(d->ck);
         } else {
             uint8_t hdr[P4_HEADER_SIZE];

@@ -7,7 +7,7 @@
  * Slice-by-8: eight 256-entry tables (8 KiB), built on first use, process
  * eight bytes per step (about 2.5 GB/s on a PC core, well ahead of USB on
  * the chip). The definition is weak: a port with a faster CRC-32 (hardware,
- * zlib's carry-less multiply) defines p4_crc32_update itself, as the virtual
+ * libdeflate's carry-less multiply) defines p4_crc32_update itself, as the virtual
  * device does (firmware/sim/sim_crc32.c).
  */
 #include "core_internal.h"
