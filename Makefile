@@ -4,7 +4,7 @@
 #   make test    install what is missing, build, run every test (C, fuzz smoke, pytest)
 #   make bench   the benchmark tables
 #   make bench-native  the bench/test helpers (bench/native, never shipped); test and bench build it
-#   make fuzz    a longer libFuzzer run of the firmware core
+#   make fuzz    longer libFuzzer runs (core, host frame decoder, virtual device; FUZZ_TIME s each)
 #
 # Set-up is idempotent: Debian packages are installed only when missing, the
 # virtualenv (.venv) only when absent.
