@@ -230,6 +230,7 @@ static void frame_checksum_done(p4_core_t *core)
                             : p4_wire_get_u16(core->checksum_bytes) == (uint16_t)core->sum;
     bool v2 = core->rx_v2;
     uint32_t seq = frame_rx_seq(core);
+    bool repeat = frame_is_repeat(core);
     uint8_t *payload = core->payload;
     uint32_t len = core->payload_len;
 
@@ -243,8 +244,8 @@ static void frame_checksum_done(p4_core_t *core)
     frame_reset(core);
     if (!request)
         return;
-    if (v2 && core->has_last_seq && seq == core->last_seq) {
-        core->frames_repeated++; /* frame_is_repeat, checked after the CRC */
+    if (repeat) {
+        core->frames_repeated++;
         return;
     }
     core->frames_ok++;
